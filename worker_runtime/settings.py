@@ -1,0 +1,131 @@
+"""Runtime settings, read once from the environment into a frozen value.
+
+Owns the names of the environment variables and their validation. Must not connect to
+anything: building settings is pure apart from reading `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the runtime cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the runtime reads from its environment."""
+
+    broker_url: str = DEFAULT_BROKER_URL
+    result_backend: str = DEFAULT_BROKER_URL
+    worker_packages: tuple[str, ...] = ()
+    timezone: str = "UTC"
+    #: Prefix of every key this project adds to Redis (schedule, dead jobs, cron ticks).
+    key_prefix: str = "workerpool"
+    #: Seconds a started job may run before Redis hands it to another worker. With no ETA
+    #: messages in the broker (delays live in the schedule set) it only has to exceed the
+    #: longest job, not the longest delay (celery#2599).
+    visibility_timeout: int = 3600
+    log_format: Literal["text", "json"] = "text"
+    state_dir: Path = field(default=Path("/tmp/workerpool"))
+    #: Accept six-field cron expressions (seconds first). Meant for tests and demos.
+    cron_seconds: bool = False
+    #: How often each dispatcher moves due scheduled jobs onto their queues.
+    dispatch_interval: float = 0.2
+    #: Dead jobs kept at most; the oldest go first (Sidekiq keeps 10,000 too).
+    dead_max_jobs: int = 10_000
+    #: Seconds a result stays readable in the backend.
+    result_expires: int = 86_400
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        broker = env.get("CELERY_BROKER_URL") or DEFAULT_BROKER_URL
+        settings = cls(
+            broker_url=_redis_url(broker, "CELERY_BROKER_URL"),
+            result_backend=_redis_url(
+                env.get("CELERY_RESULT_BACKEND") or broker, "CELERY_RESULT_BACKEND"
+            ),
+            worker_packages=_csv(env.get("WORKER_PACKAGES", "")),
+            timezone=env.get("WORKERPOOL_TIMEZONE") or "UTC",
+            key_prefix=env.get("WORKERPOOL_KEY_PREFIX") or "workerpool",
+            visibility_timeout=_positive_int(env, "WORKERPOOL_VISIBILITY_TIMEOUT", 3600),
+            log_format=_log_format(env.get("WORKERPOOL_LOG_FORMAT") or "text"),
+            state_dir=Path(env.get("WORKERPOOL_STATE_DIR") or "/tmp/workerpool"),
+            cron_seconds=_flag(env, "WORKERPOOL_CRON_SECONDS"),
+            dispatch_interval=_positive_float(env, "WORKERPOOL_DISPATCH_INTERVAL", 0.2),
+            dead_max_jobs=_positive_int(env, "WORKERPOOL_DEAD_MAX_JOBS", 10_000),
+            result_expires=_positive_int(env, "WORKERPOOL_RESULT_EXPIRES", 86_400),
+        )
+        try:
+            settings.zone  # noqa: B018 - validate the zone name once, at start-up
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(
+                f"WORKERPOOL_TIMEZONE={settings.timezone!r} is not an IANA time zone"
+            ) from exc
+        return settings
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _redis_url(value: str, name: str) -> str:
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"{name}={value.split('@')[-1]!r} must be a redis:// URL")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} must be a whole number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} must be a number of seconds") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name}={raw!r} must be true or false")
+
+
+def _log_format(raw: str) -> Literal["text", "json"]:
+    if raw == "text":
+        return "text"
+    if raw == "json":
+        return "json"
+    raise SettingsError(f"WORKERPOOL_LOG_FORMAT={raw!r} must be 'text' or 'json'")

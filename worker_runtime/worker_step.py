@@ -1,0 +1,43 @@
+"""The worker's own additions to a Celery worker: a schedule dispatcher and a heartbeat.
+
+A consumer bootstep, so both start when the worker is consuming and stop on shutdown; the
+heartbeat runs on the consumer's event-loop timer, so a wedged worker stops beating and its
+liveness probe fails. Must not touch job execution.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from celery import bootsteps
+
+from worker_runtime import runtime
+from worker_runtime.heartbeat import heartbeat_path, touch
+from worker_runtime.schedule import Dispatcher, ScheduleSet
+
+HEARTBEAT_INTERVAL = 5.0
+
+
+class WorkerPoolStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    requires: ClassVar[set[str]] = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._dispatcher: Dispatcher | None = None
+        self._timer: Any = None
+
+    def start(self, parent: Any) -> None:
+        rt = runtime.current()
+        path = heartbeat_path(rt.settings.state_dir, "worker")
+        touch(path)
+        self._timer = parent.timer.call_repeatedly(HEARTBEAT_INTERVAL, touch, (path,))
+        self._dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
+        self._dispatcher.start()
+
+    def stop(self, parent: Any) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
+            self._dispatcher = None
