@@ -35,11 +35,17 @@ def make_task(app: Celery, worker: type[Worker]) -> Task:
     run.__name__ = worker.__name__
     run.__qualname__ = worker.__qualname__
     run.__doc__ = worker.__doc__
+    # Our messages carry their queue; the route only matters to code that calls the Celery
+    # task directly (`apply_async`, Flower's "apply"). The `queue` task attribute is
+    # deprecated in Celery 5.7, hence the route.
+    app.conf.task_routes = {
+        **(app.conf.task_routes or {}),
+        worker.task_name: {"queue": worker.queue},
+    }
     return app.task(
         run,
         bind=True,
         name=worker.task_name,
-        queue=worker.queue,
         acks_late=True,
         reject_on_worker_lost=True,
         # Retries are counted here, not by Celery's `max_retries`, and arguments were

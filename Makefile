@@ -1,0 +1,56 @@
+# The README's two commands are `make up` (run it) and `make test` (test it). Each installs
+# what it needs into .venv from PyPI; the test target also builds the Kubernetes control plane
+# once (cached in ~/.cache/workerpool) for the operator tests.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install up test lint unit integration controlplane cluster bench bench-smoke clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## Run worker, beat and Flower with the example workers on an embedded Redis.
+up: install
+	$(BIN)/workerpool up
+
+## The whole suite: lint, types, layering, then unit + integration tests on real processes.
+test: lint controlplane
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install controlplane
+	$(BIN)/pytest tests/integration
+
+## Build (first time only) etcd/kube-apiserver/kube-controller-manager/kubectl for the tests.
+controlplane: install
+	$(BIN)/python -m tests.controlplane --build-only
+
+## Start the test control plane by hand; prints the KUBECONFIG to export.
+cluster: install
+	$(BIN)/python -m tests.controlplane
+
+## Benchmarks side by side with plain Celery (full run, by hand).
+bench: install controlplane
+	$(BIN)/python -m tests.benchmarks
+
+bench-smoke: install
+	$(BIN)/python -m tests.benchmarks --smoke
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

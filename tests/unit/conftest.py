@@ -1,0 +1,23 @@
+"""Unit tests do no network I/O: any attempt to open a connection fails the test."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+class NetworkInUnitTest(AssertionError):
+    """A unit test tried to open a network connection."""
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise NetworkInUnitTest(f"unit test tried to connect to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    yield
