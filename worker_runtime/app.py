@@ -31,6 +31,11 @@ def create_app(settings: Settings) -> Celery:
         broker_transport_options={
             "queue_order_strategy": "priority",
             "visibility_timeout": settings.visibility_timeout,
+            # kombu sweeps expired unacked messages only every interval * throttle seconds
+            # (10 * 10 by default) whatever the timeout; sweep at least once per timeout so a
+            # killed worker's jobs come back within about twice the visibility timeout.
+            "unacked_restore_interval": min(10, settings.visibility_timeout),
+            "unacked_restore_throttle": 1,
         },
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
         # Each process reserves one job at a time, so nothing low-priority sits prefetched in a

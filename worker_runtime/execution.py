@@ -45,6 +45,9 @@ def make_task(app: Celery, worker: type[Worker]) -> Task:
     return app.task(
         run,
         bind=True,
+        # Only `app` gets the task: Celery's default (shared) would add it to every app made
+        # later in this process, clashing with that app's own registration (tests, re-init).
+        shared=False,
         name=worker.task_name,
         acks_late=True,
         reject_on_worker_lost=True,

@@ -108,7 +108,9 @@ def spawn(tmp_path: Path, env: dict[str, str]) -> Iterator[Spawn]:
     procs: list[Proc] = []
     counter = itertools.count()
 
-    def start(*args: str, extra_env: Mapping[str, str] | None = None, ready: str | None = None) -> Proc:
+    def start(
+        *args: str, extra_env: Mapping[str, str] | None = None, ready: str | None = None
+    ) -> Proc:
         name = f"{args[0]}-{next(counter)}"
         log = tmp_path / f"{name}.log"
         proc_env = {**env, **(extra_env or {})}

@@ -40,7 +40,7 @@ def test_plain_json_arguments_that_bind_are_accepted(
         ((1,), {}, "missing a required argument: 'data'"),
         ((1, {}, "n", "extra"), {}, "too many positional arguments"),
         ((), {"user_id": 1, "data": {}, "colour": "red"}, "unexpected keyword argument 'colour'"),
-        ((1, {"when": datetime(2026, 1, 1)}), {}, r"argument 'data' .*datetime"),  # noqa: DTZ001
+        ((1, {"when": datetime(2026, 1, 1)}), {}, r"argument 'data' .*datetime"),
         ((1, {1: "x"}), {}, "key 1 of type int; JSON keys are strings"),
         ((1, {"t": (1, 2)}), {}, r"\['t'\] is a tuple"),
         ((1, {"x": math.nan}), {}, "is nan"),
@@ -58,7 +58,7 @@ def test_bad_arguments_fail_at_the_call_site_naming_the_argument(
 
 def test_perform_at_refuses_naive_datetimes() -> None:
     with pytest.raises(JobArgumentError, match="timezone-aware"):
-        Payment.perform_at(datetime(2026, 1, 1), 1, {})  # noqa: DTZ001
+        Payment.perform_at(datetime(2026, 1, 1), 1, {})
 
 
 @pytest.mark.parametrize("delay", ["5", None, math.inf, True])

@@ -71,7 +71,7 @@ def test_previous_fire_includes_an_exact_match() -> None:
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
-        next_fire("* * * * *", datetime(2026, 1, 1), UTCZ)  # noqa: DTZ001
+        next_fire("* * * * *", datetime(2026, 1, 1), UTCZ)
 
 
 @pytest.mark.parametrize(

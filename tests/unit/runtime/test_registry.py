@@ -43,7 +43,7 @@ def make_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ma
 @pytest.fixture
 def runtime_settings() -> Iterator[None]:
     worker_runtime.configure(Settings())
-    yield
+    return
 
 
 GOOD = """

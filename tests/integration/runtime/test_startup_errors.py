@@ -1,0 +1,113 @@
+"""`workerpool worker` refuses to start on a broken set-up, with one line naming the culprit.
+
+Each case writes a small worker package under tmp_path (on PYTHONPATH) and runs the real CLI.
+Nothing may be skipped silently: a worker that cannot run must stop the worker from starting.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PACKAGE = "startup_case"
+
+
+@dataclass(frozen=True)
+class Case:
+    #: Module name (inside PACKAGE) -> source.
+    modules: dict[str, str] = field(default_factory=dict)
+    packages: str = PACKAGE
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    #: Every fragment must appear in the error line.
+    names: tuple[str, ...] = ()
+
+
+def worker(name: str, body: str = "") -> str:
+    return textwrap.dedent(f"""\
+        from worker_runtime import Worker
+
+
+        class {name}(Worker):
+            {body or "pass"}
+
+            @classmethod
+            def perform(cls) -> None:
+                pass
+        """)
+
+
+CASES = {
+    "a-package-that-does-not-exist": Case(
+        packages="no_such_workers_pkg",
+        names=("WORKER_PACKAGES", "'no_such_workers_pkg'", "not importable"),
+    ),
+    "a-module-that-raises-on-import": Case(
+        modules={"broken": 'raise RuntimeError("cannot reach the billing API")'},
+        names=(f"'{PACKAGE}.broken'", "RuntimeError: cannot reach the billing API"),
+    ),
+    "a-module-whose-dependency-is-missing": Case(
+        modules={"needs_dep": "import no_such_dependency_xyz"},
+        names=(f"'{PACKAGE}.needs_dep'", "No module named 'no_such_dependency_xyz'"),
+    ),
+    "a-bad-cron-string": Case(
+        modules={"nightly": worker("Nightly", 'cron_schedule = "61 * * * *"')},
+        names=(f"{PACKAGE}.nightly.Nightly", "'61 * * * *'"),
+    ),
+    "a-seconds-cron-string-while-seconds-are-off": Case(
+        modules={"often": worker("Often", 'cron_schedule = "*/5 * * * * *"')},
+        env={"WORKERPOOL_CRON_SECONDS": "false"},
+        names=(f"{PACKAGE}.often.Often", "'*/5 * * * * *'", "6 fields"),
+    ),
+    "a-queue-that-is-not-one-of-the-three": Case(
+        modules={"pager": worker("Pager", 'queue = "urgent"')},
+        names=(f"{PACKAGE}.pager.Pager", "'urgent'"),
+    ),
+    "two-workers-with-the-same-task-name": Case(
+        modules={
+            "first": worker("SendMail", 'task_name = "mail.send"'),
+            "second": worker("SendMailToo", 'task_name = "mail.send"'),
+        },
+        names=("'mail.send'", f"{PACKAGE}.first.SendMail", f"{PACKAGE}.second.SendMailToo"),
+    ),
+    "an-unknown-queue-on-the-command-line": Case(
+        modules={"fine": worker("Fine")},
+        args=("--queues", "critical,urgent"),
+        names=("--queues", "'urgent'"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_worker_start_up_fails_with_one_line_naming_the_culprit(
+    case: Case, env: dict[str, str], tmp_path: Path
+) -> None:
+    package = tmp_path / PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, source in case.modules.items():
+        (package / f"{module}.py").write_text(source)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "worker_runtime", "worker", "--concurrency=1", *case.args],
+        env={**env, "WORKER_PACKAGES": case.packages, "PYTHONPATH": str(tmp_path), **case.env},
+        capture_output=True,
+        text=True,
+        # A worker that started despite the error runs until this timeout fails the test.
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode != 0, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got:\n{done.stderr}"
+    assert lines[0].startswith("Error: "), lines[0]
+    for name in case.names:
+        assert name in lines[0], f"{name!r} not named in: {lines[0]}"

@@ -1,0 +1,138 @@
+"""`workerpool up` on a machine with nothing configured: it starts Redis, worker, beat and Flower,
+runs the example job, and on SIGTERM stops everything it started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+import requests
+
+import worker_runtime
+from tests.controlplane.waiting import wait_for
+from worker_runtime.embedded_redis import free_port
+from worker_runtime.examples.data_processing_worker import DataProcessingWorker
+from worker_runtime.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+#: What `up` must not inherit from the test environment, so it starts from nothing.
+_CONFIGURED = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "WORKER_PACKAGES", "FLOWER_BASIC_AUTH")
+
+
+@pytest.fixture
+def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "worker_runtime",
+                "up",
+                "--flower-port",
+                str(free_port()),
+                "--concurrency",
+                "1",
+            ],
+            env={name: value for name, value in env.items() if name not in _CONFIGURED},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    yield process, log
+    # Whatever the test did, leave nothing running.
+    leftovers = _descendants(process.pid)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for child in leftovers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm(
+    up: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    process, log = up
+    wait_for(
+        lambda: "Press Ctrl-C to stop." in log.read_text() or process.poll() is not None,
+        timeout=60,
+        message="`up` to start its stack",
+    )
+    output = log.read_text()
+    flower = re.search(r"Flower: (http://\S+)  user: (\S+)  password: (\S+)", output)
+    broker = re.search(r"Broker: (redis://127\.0\.0\.1:(\d+)/0)", output)
+    assert flower, output
+    assert broker, output
+    url, user, password = flower.groups()
+    broker_url, redis_port = broker.group(1), int(broker.group(2))
+
+    rt = worker_runtime.configure(Settings.from_env({"CELERY_BROKER_URL": broker_url}))
+    try:
+        result = DataProcessingWorker.perform_async(7, {"mode": "full"})
+        processed = result.get(timeout=90)
+    finally:
+        rt.close()
+    assert processed["user_id"] == 7
+    assert processed["status"] == "completed"
+    assert processed["options"] == {"mode": "full"}
+
+    def flower_status(auth: tuple[str, str] | None) -> int:
+        return requests.get(f"{url}/api/workers", auth=auth, timeout=30).status_code
+
+    wait_for(
+        lambda: flower_status((user, password)) == 200,
+        timeout=60,
+        message="Flower to accept the printed credentials",
+        ignore=(requests.ConnectionError,),
+    )
+    assert flower_status(None) == 401
+
+    started = _descendants(process.pid)
+    names = " ".join(" ".join(proc.cmdline()) for proc in started)
+    for part in ("redis-server", "worker_runtime worker", "worker_runtime beat", "flower"):
+        assert part in names, f"{part!r} not among up's processes: {names}"
+
+    os.kill(process.pid, signal.SIGTERM)  # `up` only; it must stop the rest itself
+    signalled = time.monotonic()
+
+    assert process.wait(timeout=30) == 0, log.read_text()[-3000:]
+    print(f"`up` stopped {len(started)} processes in {time.monotonic() - signalled:.1f} s")
+    wait_for(
+        lambda: not _alive(started),
+        timeout=10,
+        interval=0.1,
+        message=lambda: f"up's processes to be gone; alive: {_alive(started)}",
+    )
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=redis_port, socket_connect_timeout=1).ping()
