@@ -1,0 +1,1 @@
+"""Integration tests of scheduled jobs (the schedule set) and exactly-once cron."""
