@@ -1,0 +1,80 @@
+"""`workerpool operator` and `workerpool render`: click commands the runtime CLI loads through
+the `workerpool.commands` entry points.
+
+Imports only click at module level: the runtime image has no kopf/kubernetes/pyyaml, and
+loading these commands there must not break `workerpool worker`.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+import click
+
+
+@click.command("render")
+@click.argument("file", type=click.File("r"))
+def render_command(file: IO[str]) -> None:
+    """Print the objects the operator would apply for the WorkerPool(s) in FILE ('-' = stdin).
+
+    Generated Secrets are shown with throwaway passwords; the operator generates its own once.
+    Without a cluster, hashes of referenced Secrets' data cannot be included.
+    """
+    import secrets
+
+    import yaml
+
+    from workerpool_operator.fields import SpecError
+    from workerpool_operator.render import render_documents
+
+    try:
+        documents = list(yaml.safe_load_all(file))
+        objects = render_documents(documents, lambda: secrets.token_urlsafe(32))
+    except yaml.YAMLError as error:
+        raise click.ClickException(f"{file.name}: not YAML: {error}") from error
+    except SpecError as error:
+        raise click.ClickException(f"{file.name}: {error}") from error
+    click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)
+
+
+@click.command("operator")
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch WorkerPools in this namespace (repeatable; globs like 'team-*' work).",
+)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Watch every namespace.")
+@click.option(
+    "--liveness",
+    "liveness_endpoint",
+    metavar="URL",
+    help="Serve a health endpoint for the kubelet, e.g. http://0.0.0.0:8080/healthz.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def operator_command(
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    liveness_endpoint: str | None,
+    verbose: bool,
+) -> None:
+    """Run the WorkerPool operator until interrupted.
+
+    Runs standalone (no peering): deploy exactly one replica with the Recreate strategy.
+    Two replicas would both reconcile; that is safe (server-side apply is idempotent) but
+    wasteful. Kopf's peering is deliberately not used: replicas at equal priority freeze.
+    """
+    if bool(namespaces) == all_namespaces:
+        raise click.UsageError("pass --namespace/-n (repeatable) or --all-namespaces, not both")
+    import kopf
+
+    import workerpool_operator.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=verbose)
+    kopf.run(
+        standalone=True,
+        clusterwide=all_namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=liveness_endpoint,
+    )

@@ -1,0 +1,141 @@
+"""Kopf wiring: which events trigger a reconcile pass, and what kopf should do with its outcome.
+
+Thin on purpose: every handler calls the one idempotent `reconcile.reconcile` for a pool and
+translates its outcome (kopf.PermanentError for a spec only a human can fix,
+kopf.TemporaryError otherwise). Kopf traps handled here:
+- status is written by the reconciler (server-side apply) and handlers return None, so kopf
+  stores no results in status, and a status write triggers nothing (on.update ignores status);
+- kopf's bookkeeping lives in `workerpool.dev/*` annotations, not in status (which the schema
+  would prune anyway);
+- child handlers are `on.event` only: they never patch the children (on.create/update would
+  annotate them and bump their resourceVersion);
+- the operator runs standalone (see cli.py): one replica, no peering to freeze.
+Must not build objects or call the API directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import kopf
+
+from workerpool_operator import names
+from workerpool_operator.cluster import Cluster
+from workerpool_operator.coalesce import Coalescer
+from workerpool_operator.reconcile import Outcome, reconcile
+
+POOLS: Final = (names.GROUP, names.VERSION, names.PLURAL)
+# Drift is repaired within this period even without a watch event (e.g. a deleted Secret).
+RESYNC_SECONDS: Final = 10.0
+# kopf's retry of a stalled create/update; the timer re-checks every 10 s anyway, so this
+# mostly bounds how often the failure is logged.
+RETRY_SECONDS: Final = 60.0
+CHILD_LABELS: Final = {names.LABEL_MANAGED_BY: names.OPERATOR}
+# For passes triggered by a child: kopf's logger there would speak about the child.
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Runtime:
+    cluster: Cluster
+    coalescer: Coalescer
+
+
+_runtime: _Runtime | None = None
+
+
+@kopf.on.startup()
+def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
+    global _runtime
+    settings.persistence.finalizer = f"{names.GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.GROUP, key="last-handled-configuration"
+    )
+    objects_logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, _QuietRoutine) for f in objects_logger.filters):
+        objects_logger.addFilter(_QuietRoutine())
+    _runtime = _Runtime(cluster=Cluster.from_environment(), coalescer=Coalescer())
+
+
+def _run(namespace: str, name: str) -> Outcome | None:
+    if _runtime is None:
+        raise kopf.TemporaryError("operator not started yet", delay=1)
+    cluster = _runtime.cluster
+    return _runtime.coalescer.run((namespace, name), lambda: reconcile(cluster, namespace, name))
+
+
+def _report(outcome: Outcome | None, logger: kopf.Logger) -> None:
+    """Log and post an Event on the pool on transitions only: the timer runs every 10 s."""
+    if outcome is None or outcome.status is None or outcome.pool is None:
+        return
+    body = kopf.Body(cast(kopf.RawBody, outcome.pool))
+    for condition in outcome.status["conditions"]:
+        if condition["type"] not in outcome.transitions or condition["status"] != "True":
+            continue
+        reason, message = condition["reason"], condition["message"]
+        pool = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+        if condition["type"] == "Stalled":
+            logger.warning(f"{pool} Stalled ({reason}): {message}")
+            kopf.warn(body, reason=reason, message=message)
+        elif condition["type"] == "Ready":
+            logger.info(f"{pool} Ready: {message}")
+            kopf.info(body, reason="Ready", message=message)
+
+
+class _QuietRoutine(logging.Filter):
+    """Drop kopf's per-run success lines of the timer and child handlers (every 10 s per pool,
+    and on every child status change); failures and transitions are still logged."""
+
+    ROUTINE = frozenset({"Timer 'resync_pool' succeeded.", "Handler 'child_changed' succeeded."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.ROUTINE
+
+
+@kopf.on.resume(*POOLS)
+@kopf.on.create(*POOLS)
+@kopf.on.update(*POOLS)
+def reconcile_pool(*, name: str, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
+    assert namespace is not None  # the CRD is namespaced
+    outcome = _run(namespace, name)
+    _report(outcome, logger)
+    if outcome is None or outcome.problem is None:
+        return
+    if outcome.problem.permanent:
+        raise kopf.PermanentError(outcome.problem.message)
+    raise kopf.TemporaryError(outcome.problem.message, delay=RETRY_SECONDS)
+
+
+@kopf.timer(*POOLS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync_pool(*, name: str, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
+    assert namespace is not None
+    try:
+        _report(_run(namespace, name), logger)
+    except kopf.TemporaryError as error:
+        # Transient API trouble: the next tick retries; no Event per tick.
+        logger.info(f"resync postponed: {error}")
+
+
+def _controller(body: kopf.Body) -> str | None:
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        api_group = str(ref.get("apiVersion", "")).split("/")[0]
+        if ref.get("controller") and ref.get("kind") == names.KIND and api_group == names.GROUP:
+            return str(ref["name"])
+    return None
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
+@kopf.on.event("v1", "services", labels=CHILD_LABELS)
+def child_changed(*, body: kopf.Body, type: str | None, namespace: str | None, **_: Any) -> None:
+    """A child was edited, deleted or changed status: repair it and refresh the status now
+    instead of at the next tick. `type` None is the initial listing (resume covers it)."""
+    pool = _controller(body)
+    if type is None or pool is None or namespace is None:
+        return
+    # Problems are reported on the pool's status by the pass itself; the timer retries.
+    with contextlib.suppress(kopf.PermanentError, kopf.TemporaryError):
+        _report(_run(namespace, pool), _log)

@@ -1,0 +1,227 @@
+"""One reconcile pass for one WorkerPool: read, decide (pure), apply, observe, report.
+
+The same pass runs on create, update, resume, the periodic timer and child events, and is
+idempotent: it re-reads the pool, checks the Secrets/ConfigMaps it references, creates the
+generated Secrets once, server-side-applies every child (a no-op when nothing changed),
+prunes children a changed spec no longer wants, and writes the status only if it changed.
+Semantic problems become a Stalled status, never an exception loop. Talks to the API only
+through `cluster.Cluster`; must not build objects itself (builders do) nor touch kopf's
+handler machinery (handlers.py does).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+from workerpool_operator import builders, names
+from workerpool_operator.cluster import ApiRejected
+from workerpool_operator.confighash import ABSENT, digest_data
+from workerpool_operator.fields import SpecError
+from workerpool_operator.model import Json, Owner, PoolSpec
+from workerpool_operator.names import Component
+from workerpool_operator.references import all_references
+from workerpool_operator.spec import parse_pool
+from workerpool_operator.status import (
+    DeploymentObservation,
+    Problem,
+    changed_conditions,
+    compute_status,
+    observe_deployment,
+)
+
+
+class Cluster(Protocol):
+    """What a pass needs from the API (implemented by `cluster.Cluster`; faked in unit tests)."""
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None: ...
+    def get_pool(self, namespace: str, name: str) -> Json | None: ...
+    def apply(self, obj: Mapping[str, Any]) -> Json: ...
+    def create(self, obj: Mapping[str, Any]) -> Json | None: ...
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str) -> None: ...
+    def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    problem: Problem | None  # found by this pass (not a slow rollout): handlers raise on it
+    status: Json | None
+    status_changed: bool
+    # Condition types whose status or reason changed in this pass (for Events).
+    transitions: frozenset[str] = frozenset()
+    pool: Json | None = None  # the live WorkerPool this pass saw (Events refer to it)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_password() -> str:
+    # URL-safe alphabet: the password is embedded in redis:// URLs without escaping.
+    return secrets.token_urlsafe(32)
+
+
+def reconcile(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    *,
+    now: Callable[[], str] = utc_now,
+    password: Callable[[], str] = new_password,
+) -> Outcome:
+    # Always the live object: kopf's body may lag, and a coalesced re-run needs fresh input.
+    body = cluster.get_pool(namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return Outcome(None, None, False)  # gone or going: the garbage collector takes over
+    meta = body["metadata"]
+    owner = Owner(name=name, uid=meta["uid"])
+    pool: PoolSpec | None = None
+    observations: list[DeploymentObservation] = []
+    try:
+        pool = parse_pool(name, namespace, body.get("spec"))
+        digests, problem = _read_inputs(cluster, pool, owner, password)
+        if problem is None:
+            observations, problem = _apply(cluster, pool, owner, digests)
+    except SpecError as error:
+        problem = Problem("InvalidSpec", f"invalid WorkerPool: {error}", permanent=True)
+    except ApiRejected as error:
+        problem = Problem(error.reason, str(error), permanent=error.reason == "ApplyRejected")
+    if problem is not None and not observations:
+        observations = _observe(cluster, namespace, name, owner)
+
+    previous = body.get("status") or {}
+    status = compute_status(
+        pool_name=name,
+        generation=int(meta.get("generation", 0)),
+        environment=pool.environment if pool else None,
+        desired_replicas=pool.replicas if pool else None,
+        observations=observations,
+        problem=problem,
+        previous=previous,
+        now=now(),
+    )
+    changed = status != previous
+    if changed:
+        cluster.apply_pool_status(namespace, name, status)
+    transitions = frozenset(changed_conditions(previous, status))
+    return Outcome(problem, status, changed, transitions, body)
+
+
+def _read_inputs(
+    cluster: Cluster, pool: PoolSpec, owner: Owner, password: Callable[[], str]
+) -> tuple[builders.Digests, Problem | None]:
+    """Create missing generated Secrets, read every referenced object, digest their data."""
+    ns = pool.namespace
+    seen: dict[tuple[str, str], Json | None] = {}  # one GET per object per pass
+    for component in builders.generated_secret_components(pool):
+        secret_name = names.child_name(pool.name, component)
+        live = cluster.get("v1", "Secret", ns, secret_name)
+        if live is None:
+            # Created once and never regenerated; if another pass won the race, keep its.
+            secret = builders.build_generated_secret(pool, owner, component, password())
+            live = cluster.create(secret) or cluster.get("v1", "Secret", ns, secret_name)
+        seen[("Secret", secret_name)] = live
+
+    digests: dict[tuple[str, str], str] = {}
+    problems: list[Problem] = []
+    for ref in all_references(pool):
+        if ref.identity not in seen:
+            seen[ref.identity] = cluster.get("v1", ref.kind, ns, ref.name)
+        obj = seen[ref.identity]
+        if obj is None:
+            digests[ref.identity] = ABSENT
+            if not ref.optional:
+                problems.append(
+                    Problem(
+                        f"{ref.kind}NotFound",
+                        f"{ref.kind} {ns}/{ref.name} (from {ref.field}) does not exist; "
+                        "create it, or fix the reference",
+                    )
+                )
+            continue
+        data = _data(obj)
+        digests[ref.identity] = digest_data(data)
+        missing = [key for key in ref.keys if key not in data]
+        if missing and not ref.optional:
+            fix = "delete it so the operator generates it again" if ref.generated else "add it"
+            problems.append(
+                Problem(
+                    f"{ref.kind}KeyMissing",
+                    f"{ref.kind} {ns}/{ref.name} (from {ref.field}) has no key "
+                    f"{', '.join(missing)}; {fix}",
+                )
+            )
+    if not problems:
+        return digests, None
+    message = "; ".join(p.message for p in problems)
+    return digests, Problem(problems[0].reason, message)
+
+
+def _data(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Secret data (base64) or ConfigMap data + binaryData, as one mapping of strings."""
+    merged = dict(obj.get("data") or {})
+    merged.update({f"binary:{k}": v for k, v in (obj.get("binaryData") or {}).items()})
+    return merged
+
+
+def _controlled_by(obj: Mapping[str, Any], owner: Owner) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner.uid and ref.get("controller") for ref in refs)
+
+
+def _apply(
+    cluster: Cluster, pool: PoolSpec, owner: Owner, digests: builders.Digests
+) -> tuple[list[DeploymentObservation], Problem | None]:
+    children = builders.build_children(pool, owner, digests)
+    ns = pool.namespace
+    # Never take over an object someone else created under our name (SSA with force would).
+    for child in children:
+        kind, child_name = child["kind"], child["metadata"]["name"]
+        live = cluster.get(child["apiVersion"], kind, ns, child_name)
+        if live is not None and not _controlled_by(live, owner):
+            return [], Problem(
+                "NameConflict",
+                f"{kind} {ns}/{child_name} exists and is not controlled by WorkerPool "
+                f"{pool.name}; delete or rename it, or rename the pool",
+                permanent=True,
+            )
+    observations = []
+    for child in children:
+        live = cluster.apply(child)
+        if child["kind"] == "Deployment":
+            observations.append(observe_deployment(_component(live), live))
+
+    wanted = {(c["apiVersion"], c["kind"], c["metadata"]["name"]) for c in children}
+    wanted |= {
+        ("v1", "Secret", names.child_name(pool.name, component))
+        for component in builders.generated_secret_components(pool)
+    }
+    for api_version, kind, child_name in builders.prunable_children(pool.name):
+        if (api_version, kind, child_name) in wanted:
+            continue
+        live = cluster.get(api_version, kind, ns, child_name)
+        if live is not None and _controlled_by(live, owner):
+            cluster.delete(api_version, kind, ns, child_name, live["metadata"]["uid"])
+    return observations, None
+
+
+def _observe(
+    cluster: Cluster, namespace: str, name: str, owner: Owner
+) -> list[DeploymentObservation]:
+    """Current Deployments of the pool, for an honest status when nothing was applied."""
+    found = []
+    for component in names.COMPONENTS:
+        live = cluster.get("apps/v1", "Deployment", namespace, names.child_name(name, component))
+        if live is not None and _controlled_by(live, owner):
+            found.append(observe_deployment(component, live))
+    return found
+
+
+def _component(obj: Mapping[str, Any]) -> Component:
+    label = obj["metadata"]["labels"][names.LABEL_COMPONENT]
+    if label not in names.COMPONENTS:
+        raise ValueError(f"unexpected component label {label!r}")
+    return cast(Component, label)

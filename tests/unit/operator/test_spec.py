@@ -1,0 +1,143 @@
+"""The spec parser: profile defaults, explicit overrides, and actionable errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from workerpool_operator.spec import SpecError, parse_pool
+
+from tests.unit.operator.conftest import make_pool, spec_of
+
+
+def test_preview_profile_matches_the_original_design_table() -> None:
+    pool = make_pool(environment="preview")
+    assert (pool.replicas, pool.concurrency) == (1, 8)
+    assert pool.resources.requests == {"cpu": "200m", "memory": "512Mi"}
+    assert pool.redis.persistence is False
+
+
+def test_production_profile_matches_the_original_design_table() -> None:
+    pool = make_pool(environment="production")
+    assert (pool.replicas, pool.concurrency) == (3, 8)
+    assert pool.resources.requests == {"cpu": "500m", "memory": "1Gi"}
+    assert pool.redis.persistence is True
+    assert pool.redis.storage_size == "8Gi"
+
+
+def test_environment_defaults_to_preview() -> None:
+    assert make_pool().environment == "preview"
+
+
+def test_schema_level_defaults_are_applied_to_files_the_api_server_never_saw() -> None:
+    pool = make_pool()
+    assert pool.queues == ("critical", "default", "low")
+    assert (pool.timezone, pool.log_level, pool.log_format) == ("UTC", "INFO", "text")
+    assert pool.termination_grace_period_seconds == 300
+    assert pool.beat.enabled
+    assert pool.flower.enabled
+    assert pool.redis.managed
+    assert pool.pod.automount_service_account_token is False
+    assert (pool.pod.run_as_user, pool.pod.run_as_group) == (10001, 10001)
+
+
+def test_explicit_fields_override_the_profile() -> None:
+    pool = make_pool(environment="production", replicas=0, concurrency=2)
+    assert (pool.replicas, pool.concurrency) == (0, 2)
+
+
+def test_resources_override_the_profile_value_by_value() -> None:
+    pool = make_pool(
+        environment="production",
+        resources={"requests": {"cpu": 1}, "limits": {"memory": "2Gi"}},
+    )
+    assert pool.resources.requests == {"cpu": "1", "memory": "1Gi"}
+    assert pool.resources.limits == {"cpu": "2", "memory": "2Gi"}
+
+
+def test_redis_persistence_can_be_switched_off_in_production() -> None:
+    assert not make_pool(
+        environment="production", redis={"persistence": {"enabled": False}}
+    ).redis.persistence
+
+
+def test_external_redis_reads_the_url_from_a_secret() -> None:
+    pool = make_pool(redis={"external": {"secretName": "redis-url"}})
+    assert not pool.redis.managed
+    assert (pool.redis.external_secret, pool.redis.external_key) == ("redis-url", "url")
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("no image", {"image": None}, "spec.image: is required"),
+    ("no packages", {"workerPackages": None}, "spec.workerPackages: needs at least one entry"),
+    ("bad package", {"workerPackages": ["my-app"]}, "spec.workerPackages[0]: 'my-app' must match"),
+    (
+        "unknown environment",
+        {"environment": "staging"},
+        "'staging' is not one of preview, production",
+    ),
+    ("negative replicas", {"replicas": -1}, "spec.replicas: -1 is outside 0..1000"),
+    ("string replicas", {"replicas": "3"}, "spec.replicas: must be an integer"),
+    ("zero concurrency", {"concurrency": 0}, "spec.concurrency: 0 is outside 1..256"),
+    ("duplicate queues", {"queues": ["low", "low"]}, "spec.queues: contains duplicates"),
+    (
+        "request above the profile limit",
+        {"resources": {"requests": {"memory": "2Gi"}}},
+        "spec.resources.requests.memory: 2Gi exceeds the limit 512Mi",
+    ),
+    ("not a quantity", {"resources": {"requests": {"cpu": "lots"}}}, "'lots' is not a quantity"),
+    (
+        "reserved env",
+        {"env": [{"name": "CELERY_BROKER_URL", "value": "redis://x"}]},
+        "spec.env[0].name: CELERY_BROKER_URL is set by the operator",
+    ),
+    (
+        "value and valueFrom",
+        {"env": [{"name": "A", "value": "1", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]},
+        "value and valueFrom are mutually exclusive",
+    ),
+    (
+        "envFrom with two sources",
+        {"envFrom": [{"secretRef": {"name": "a"}, "configMapRef": {"name": "b"}}]},
+        "exactly one of secretRef or configMapRef",
+    ),
+    (
+        "external redis with persistence",
+        {"redis": {"external": {"secretName": "u"}, "persistence": {"enabled": True}}},
+        "spec.redis.persistence: configures the managed Redis",
+    ),
+    (
+        "external redis without secret",
+        {"redis": {"external": {}}},
+        "spec.redis.external.secretName",
+    ),
+    ("unknown log level", {"logLevel": "TRACE"}, "spec.logLevel: 'TRACE' is not one of"),
+    ("beat not an object", {"beat": True}, "spec.beat: must be an object"),
+    (
+        "root uid",
+        {"securityContext": {"runAsUser": 0}},
+        "spec.securityContext.runAsUser: 0 is outside",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_specs_are_rejected_with_the_field_and_a_reason(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        make_pool(**overrides)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["1pool", "Shop", "a" * 51, "shop-"])
+def test_pool_names_that_cannot_prefix_service_names_are_rejected(name: str) -> None:
+    with pytest.raises(SpecError, match=r"metadata\.name"):
+        parse_pool(name, "apps", spec_of())
+
+
+def test_a_missing_spec_is_rejected() -> None:
+    with pytest.raises(SpecError, match="spec: is required"):
+        parse_pool("shop", "apps", None)
