@@ -69,8 +69,12 @@ def operator_command(
         raise click.UsageError("pass --namespace/-n (repeatable) or --all-namespaces, not both")
     import kopf
 
-    import workerpool_operator.handlers  # noqa: F401  (registers the handlers)
+    from workerpool_operator import handlers  # registers the handlers
 
+    # Exact names need no namespace discovery; globs do (and need the cluster-wide role).
+    handlers.scanning_disabled = not all_namespaces and not any(
+        ch in ns for ns in namespaces for ch in "*?["
+    )
     kopf.configure(verbose=verbose)
     kopf.run(
         standalone=True,

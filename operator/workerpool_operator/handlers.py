@@ -46,11 +46,17 @@ class _Runtime:
 
 _runtime: _Runtime | None = None
 
+#: Set by `workerpool operator` when it serves exact namespace names: then Kopf need not
+#: observe namespaces and CRDs, which a namespaced install's Role does not allow (Kopf would
+#: retry those lists for about a minute, logging errors, before reconciling anything).
+scanning_disabled = False
+
 
 @kopf.on.startup()
 def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     global _runtime
     settings.persistence.finalizer = f"{names.GROUP}/finalizer"
+    settings.scanning.disabled = scanning_disabled
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=names.GROUP, key="last-handled-configuration"

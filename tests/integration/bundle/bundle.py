@@ -1,0 +1,302 @@
+"""What the bundle tests share: rendering the chart, building the kustomizations, picking and
+normalising objects, and running the operator locally with its ServiceAccount's token.
+
+Rendering goes through the real Helm library (helm_python) and the real kustomize (inside the
+control plane's kubectl). Must not decide what is correct: the tests assert.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import helm_python as helm
+import yaml
+
+from tests.controlplane.harness import ControlPlane, free_port
+from tests.controlplane.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+MANIFESTS = ROOT / "manifests"
+NAMESPACED_OVERLAY = MANIFESTS / "overlays" / "namespaced"
+SAMPLES = MANIFESTS / "samples"
+CRD_FILE = MANIFESTS / "crd" / "workerpool.dev_workerpools.yaml"
+CHART = ROOT / "charts" / "workerpool-operator"
+CI_VALUES = CHART / "ci"
+
+RELEASE = "workerpool-operator"
+OPERATOR_NAMESPACE = "workerpool-system"
+OPERATOR_NAME = "workerpool-operator"
+CRD_NAME = "workerpools.workerpool.dev"
+
+Obj = dict[str, Any]
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def load_values(name: str) -> Obj:
+    """A values file of the chart's ci/ folder, e.g. "namespaced"."""
+    values: Obj = yaml.safe_load((CI_VALUES / f"{name}-values.yaml").read_text())
+    return values
+
+
+def render_chart_files(
+    values: Mapping[str, Any] | None = None, namespace: str = OPERATOR_NAMESPACE
+) -> dict[str, str]:
+    """Template path -> rendered text, as `helm template workerpool-operator` would print."""
+    with helm.Chart.load(CHART) as chart:
+        return chart.render(
+            dict(values) if values is not None else None,
+            name=RELEASE,
+            namespace=namespace,
+            is_install=True,
+        )
+
+
+def render_chart(
+    values: Mapping[str, Any] | None = None, namespace: str = OPERATOR_NAMESPACE
+) -> list[Obj]:
+    """The chart's objects (templates only; crds/ are installed, not rendered, by Helm)."""
+    files = render_chart_files(values, namespace)
+    return [
+        doc
+        for path, text in sorted(files.items())
+        if path.endswith((".yaml", ".yml"))
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def kustomize(plane: ControlPlane, directory: Path) -> list[Obj]:
+    """`kubectl kustomize DIRECTORY`, parsed."""
+    built = plane.kubectl_run("kustomize", str(directory)).stdout
+    return [doc for doc in yaml.safe_load_all(built) if doc]
+
+
+def to_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
+    return yaml.safe_dump_all([dict(o) for o in objects], sort_keys=False)
+
+
+def install_crd(plane: ControlPlane) -> None:
+    """The CRD from manifests/, applied as users do, and served."""
+    plane.kubectl_run("apply", "--server-side", "-f", str(CRD_FILE))
+    plane.kubectl_run("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    wait_for(
+        lambda: plane.kubectl_run("get", "workerpools", "-A", check=False).returncode == 0,
+        timeout=30,
+        message="the workerpools resource to be served",
+    )
+
+
+# -- picking and normalising ----------------------------------------------------------------
+
+
+def kinds(objects: Iterable[Mapping[str, Any]]) -> list[tuple[str, str | None, str]]:
+    """(kind, namespace, name) of each object, in order."""
+    return [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
+
+
+def only(objects: Iterable[Mapping[str, Any]], kind: str) -> Obj:
+    found = [dict(o) for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {kinds(found) or 'none'}"
+    return found[0]
+
+
+def all_of(objects: Iterable[Mapping[str, Any]], kind: str) -> list[Obj]:
+    return [dict(o) for o in objects if o["kind"] == kind]
+
+
+def rules(role: Mapping[str, Any]) -> list[Obj]:
+    """A (Cluster)Role's rules with each list sorted: order of rules kept, spelling ignored."""
+    return [{key: sorted(value) for key, value in sorted(rule.items())} for rule in role["rules"]]
+
+
+def permissions(role: Mapping[str, Any]) -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) the role grants."""
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def operator_workload(objects: Iterable[Mapping[str, Any]]) -> Obj:
+    """The operator Deployment minus what legitimately differs between Helm and kustomize
+    (labels and selectors: Helm adds its release labels)."""
+    deployment = copy.deepcopy(only(objects, "Deployment"))
+    spec = deployment["spec"]
+    return {
+        "replicas": spec["replicas"],
+        "strategy": spec["strategy"],
+        "pod": spec["template"]["spec"],
+    }
+
+
+def operator_container(objects: Iterable[Mapping[str, Any]]) -> Obj:
+    containers = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: Obj = containers[0]
+    return container
+
+
+# -- the operator, run locally as its ServiceAccount ----------------------------------------
+
+
+def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as system:serviceaccount:NAMESPACE:ACCOUNT (a bound
+    token from the TokenRequest API, like the one a pod gets)."""
+    token = plane.kubectl_run(
+        "create", "token", account, "-n", namespace, "--duration=2h"
+    ).stdout.strip()
+    admin = json.loads(plane.kubeconfig.read_text())
+    user = f"system:serviceaccount:{namespace}:{account}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": admin["clusters"],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "operator",
+                "context": {"cluster": admin["clusters"][0]["name"], "user": user},
+            }
+        ],
+        "current-context": "operator",
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+def local_args(container_args: Sequence[str], port: int) -> list[str]:
+    """The container's args with the liveness endpoint moved to a free local port."""
+    return [
+        f"--liveness=http://127.0.0.1:{port}/healthz" if arg.startswith("--liveness=") else arg
+        for arg in container_args
+    ]
+
+
+class LocalOperator:
+    """`workerpool <args of the operator Deployment>` as a local process, authenticated as the
+    Deployment's ServiceAccount: the pod as the kubelet would run it, minus the container."""
+
+    def __init__(self, args: Sequence[str], kubeconfig: Path, log_path: Path) -> None:
+        self.port = free_port()
+        self.args = local_args(args, self.port)
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @classmethod
+    def from_cluster(cls, plane: ControlPlane, tmp_path: Path) -> LocalOperator:
+        """Read the installed operator Deployment and prepare to run its container locally."""
+        found = json.loads(
+            plane.kubectl_run(
+                "get",
+                "deployments",
+                "-A",
+                "-l",
+                "app.kubernetes.io/component=operator",
+                "-o",
+                "json",
+            ).stdout
+        )["items"]
+        assert len(found) == 1, f"expected one operator Deployment, found {len(found)}"
+        deployment = found[0]
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        kubeconfig = token_kubeconfig(
+            plane,
+            deployment["metadata"]["namespace"],
+            pod["serviceAccountName"],
+            tmp_path / "operator.kubeconfig",
+        )
+        return cls(container["args"], kubeconfig, tmp_path / "operator.log")
+
+    def start(self) -> LocalOperator:
+        script = shutil.which("workerpool", path=str(Path(sys.executable).parent))
+        assert script is not None, "the `workerpool` console script is not installed"
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("KUBERNETES_")  # never fall back to in-cluster config
+        }
+        env.update(KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [script, *self.args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for(self._live, timeout=60, interval=0.1, message=self.describe)
+        return self
+
+    def _live(self) -> bool:
+        """The Deployment's liveness probe, asked locally."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def describe(self) -> str:
+        tail = "\n".join(self.log().splitlines()[-40:])
+        return f"the operator ({' '.join(self.args)}) to be live; log tail:\n{tail}"
+
+
+# What Kopf is refused with a Role only (the namespaced install): listing namespaces and
+# watching CRDs, both cluster-scoped. Kopf retries them (logging errors), then warns and works
+# with the namespaces it was given. A cluster-wide install must not be refused anything.
+KOPF_NAMESPACED_REFUSALS = (
+    r"GET \S+/apis/apiextensions\.k8s\.io/v1/customresourcedefinitions(\?\S*)? -> "
+    r"APIForbiddenError",
+    r"GET \S+/api/v1/namespaces(\?\S*)? -> APIForbiddenError",
+    r"Not enough permissions to (list namespaces|watch for resources|watch for namespaces)",
+)
+
+
+def refusals(log: str, tolerated: Sequence[str] = ()) -> list[str]:
+    """Log lines where the API server refused the operator something, minus those matching a
+    `tolerated` regular expression."""
+    markers = ("Forbidden", "forbidden", "Not enough permissions")
+    return [
+        line
+        for line in log.splitlines()
+        if any(marker in line for marker in markers)
+        and not any(re.search(pattern, line) for pattern in tolerated)
+    ]
