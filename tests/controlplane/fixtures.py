@@ -45,6 +45,11 @@ def _needs_control_plane(item: pytest.Item) -> bool:
     return CONTROL_PLANE_FIXTURE in getattr(item, "fixturenames", ())
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Also declared in pyproject; repeated so the plugin works under --strict-markers anywhere.
+    config.addinivalue_line("markers", "integration: needs real processes (kube-apiserver)")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # tryfirst: the marker must exist before `-m` deselection looks at it.
@@ -86,6 +91,9 @@ def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
 
     One session-wide cluster with one fake node (`control_plane.nodes`): pods of a
     Deployment are scheduled, turned Running/Ready by kwok, and `readyReplicas` is real.
+    The garbage collector notices a CRD created after start only at its next discovery
+    resync (every 30 s, fixed in kube-controller-manager), so the first collection of
+    objects owned by such custom objects can take that long.
     """
     from tests.controlplane.harness import ControlPlaneError, start_control_plane
 

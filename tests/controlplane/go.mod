@@ -1,7 +1,10 @@
 // Pins the Kubernetes release the test control plane is built from (see build.py).
 // k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with local
 // folders that are not part of its module zip, so each one is pinned here to the tag
-// published with the same release (v1.37.2 <=> v0.37.2).
+// published with the same release (v1.37.2 <=> v0.37.2). etcd is built from the version
+// this graph already contains (go.etcd.io/etcd/server/v3, as required by k8s.io/kubernetes);
+// adding it as a tool changed the version of no module already in the graph.
+// To move to another release: change the version on both sides, then `go mod tidy`.
 module workerpool.test/controlplane
 
 go 1.26.0

@@ -34,7 +34,7 @@ from typing import IO
 from tests.controlplane.build import Binaries, log_tail
 from tests.controlplane.certs import CertificateAuthority, KeyPair, write_service_account_key
 
-__all__ = ["ControlPlane", "ControlPlaneError", "KubectlError", "start_control_plane"]
+__all__ = ["ControlPlane", "ControlPlaneError", "KubectlError", "free_port", "start_control_plane"]
 
 SERVICE_CIDR = "10.0.0.0/24"
 # First address of SERVICE_CIDR: the `kubernetes` Service, which pods use to reach the API.
