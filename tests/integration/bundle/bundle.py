@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import helm_python as helm
 import yaml
 
-from tests.controlplane.harness import ControlPlane, free_port
+from tests.controlplane.harness import ControlPlane
 from tests.controlplane.waiting import wait_for
+from tests.integration.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 MANIFESTS = ROOT / "manifests"
@@ -181,25 +176,9 @@ def token_kubeconfig(plane: ControlPlane, namespace: str, account: str, path: Pa
     return path
 
 
-def local_args(container_args: Sequence[str], port: int) -> list[str]:
-    """The container's args with the liveness endpoint moved to a free local port."""
-    return [
-        f"--liveness=http://127.0.0.1:{port}/healthz" if arg.startswith("--liveness=") else arg
-        for arg in container_args
-    ]
-
-
-class LocalOperator:
+class LocalOperator(OperatorProcess):
     """`workerpool <args of the operator Deployment>` as a local process, authenticated as the
     Deployment's ServiceAccount: the pod as the kubelet would run it, minus the container."""
-
-    def __init__(self, args: Sequence[str], kubeconfig: Path, log_path: Path) -> None:
-        self.port = free_port()
-        self.args = local_args(args, self.port)
-        self.kubeconfig = kubeconfig
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @classmethod
     def from_cluster(cls, plane: ControlPlane, tmp_path: Path) -> LocalOperator:
@@ -226,57 +205,6 @@ class LocalOperator:
             tmp_path / "operator.kubeconfig",
         )
         return cls(container["args"], kubeconfig, tmp_path / "operator.log")
-
-    def start(self) -> LocalOperator:
-        script = shutil.which("workerpool", path=str(Path(sys.executable).parent))
-        assert script is not None, "the `workerpool` console script is not installed"
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("KUBERNETES_")  # never fall back to in-cluster config
-        }
-        env.update(KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [script, *self.args],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for(self._live, timeout=60, interval=0.1, message=self.describe)
-        return self
-
-    def _live(self) -> bool:
-        """The Deployment's liveness probe, asked locally."""
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"operator exited with {self.process.returncode}:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def describe(self) -> str:
-        tail = "\n".join(self.log().splitlines()[-40:])
-        return f"the operator ({' '.join(self.args)}) to be live; log tail:\n{tail}"
 
 
 # What Kopf is refused with a Role only (the namespaced install): listing namespaces and

@@ -11,88 +11,27 @@ loop. Its log goes to a file whose tail is attached to failures.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.controlplane.harness import ControlPlane, free_port
+from tests.controlplane.harness import ControlPlane
 from tests.controlplane.waiting import wait_for
+from tests.integration.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_FILE = ROOT / "manifests" / "crd" / "workerpool.dev_workerpools.yaml"
 SAMPLES = ROOT / "manifests" / "samples"
 
 
-class Operator:
-    """One `workerpool operator` process at a time; restartable."""
+Operator = OperatorProcess
 
-    def __init__(self, kubeconfig: Path, log_path: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self.port = 0
-
-    def command(self) -> list[str]:
-        script = shutil.which("workerpool", path=str(Path(sys.executable).parent))
-        assert script is not None, "the `workerpool` console script is not installed"
-        url = f"http://127.0.0.1:{self.port}/healthz"
-        return [script, "operator", "--all-namespaces", "--liveness", url]
-
-    def start(self) -> None:
-        assert self.process is None
-        self.port = free_port()
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.command(),
-            env={**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped with everything it forks
-        )
-        wait_for(self._healthy, timeout=60, interval=0.1, message=self.describe)
-
-    def _healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"operator exited with {self.process.returncode}: {self.tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # kopf stops gracefully on SIGTERM
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def describe(self) -> str:
-        return f"operator healthy; log tail:\n{self.tail()}"
+#: As the Deployment in manifests/operator runs it (liveness moved to a free local port).
+OPERATOR_ARGS = ("operator", "--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz")
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +59,8 @@ def operator(
 ) -> Iterator[Operator]:
     """Session-wide, so namespaces (function-scoped) are torn down while it still runs and
     can remove its finalizer from their WorkerPools."""
-    process = Operator(control_plane.kubeconfig, tmp_path_factory.mktemp("operator") / "log")
+    log = tmp_path_factory.mktemp("operator") / "log"
+    process = OperatorProcess(OPERATOR_ARGS, control_plane.kubeconfig, log)
     process.start()
     try:
         yield process
