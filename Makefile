@@ -47,7 +47,7 @@ cluster: install
 
 ## Benchmarks side by side with plain Celery (full run, by hand).
 bench: install controlplane
-	$(BIN)/python -m tests.benchmarks
+	$(BIN)/python -m tests.benchmarks --with-operator
 
 bench-smoke: install
 	$(BIN)/python -m tests.benchmarks --smoke
