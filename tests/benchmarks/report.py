@@ -54,6 +54,8 @@ class Row:
     target: Target | None = None
     #: True when the figure may legitimately be zero or negative (a growth, a lag).
     signed: bool = False
+    #: "difference" for growths, where ours may be ~0 and a ratio would mean nothing.
+    compare: Literal["ratio", "difference"] = "ratio"
     note: str = ""
 
     @property
@@ -73,6 +75,8 @@ class Row:
         ratios: on a machine whose load drifts, each pair shares its moment's load. Otherwise
         the ratio of the medians. Undefined when a figure is not positive (a growth of zero).
         """
+        if self.compare == "difference":
+            return None
         if self.paired:
             ratios = [
                 r
@@ -88,6 +92,12 @@ class Row:
     @property
     def paired(self) -> bool:
         return bool(self.workerpool_runs) and len(self.workerpool_runs) == len(self.celery_runs)
+
+    @property
+    def difference(self) -> float | None:
+        """celery - workerpool (for lower-is-better growths: how much less ours grew)."""
+        ours, theirs = self.workerpool, self.celery
+        return None if ours is None or theirs is None else theirs - ours
 
     def _ratio_of(self, ours: float, theirs: float) -> float | None:
         num, den = (ours, theirs) if self.better == "higher" else (theirs, ours)
@@ -110,6 +120,7 @@ class Row:
             "celery_config": self.celery_config,
             "ratio": self.ratio,
             "ratio_of": "median of per-run ratios" if self.paired else "ratio of medians",
+            "difference": self.difference if self.compare == "difference" else None,
             "target": self.target.text if self.target else None,
             "met": self.met,
             "signed": self.signed,
@@ -140,11 +151,13 @@ def _number(value: float | None, unit: str) -> str:
 
 
 def _ratio(row: Row) -> str:
+    if row.compare == "difference":
+        gap = row.difference
+        if gap is None:
+            return "-"
+        return f"{_number(abs(gap), row.unit)} {row.unit} {'less' if gap >= 0 else 'more'}"
     ratio = row.ratio
     if ratio is None:
-        if row.workerpool is not None and row.celery is not None and row.better == "lower":
-            # Ours is zero or below while theirs grows: no finite ratio, state the gap.
-            return f"{_number(row.celery - row.workerpool, row.unit)} less"
         return "-"
     if row.better == "higher":
         return f"{ratio:.2f}x" if ratio < 100 else f"{ratio:,.0f}x"

@@ -176,6 +176,7 @@ def run_rss(bench: Bench, config: Config) -> list[Row]:
             celery_config="defaults, countdown",
             target=target if large == paired else None,
             signed=True,
+            compare="difference",
         )
     ]
     if large != paired:
@@ -190,6 +191,7 @@ def run_rss(bench: Bench, config: Config) -> list[Row]:
                 [],
                 target=target,
                 signed=True,
+                compare="difference",
                 note=f"first run only; plain Celery not run at {large:,} (see header), "
                 f"linear estimate from {paired:,}: ~{per_job * large:,.0f} MB",
             )
@@ -204,6 +206,7 @@ def run_rss(bench: Bench, config: Config) -> list[Row]:
             celery_redis,
             celery_config="defaults, countdown",
             signed=True,
+            compare="difference",
             note="where the waiting jobs live: our schedule set vs Celery's unacked hash",
         )
     )
