@@ -63,13 +63,4 @@ def build_flower_deployment(pool: PoolSpec, owner: Owner, digests: pods.Digests)
 
 
 def build_flower_service(pool: PoolSpec, owner: Owner) -> Json:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": pods.metadata(pool, owner, "flower"),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": names.selector_labels(pool.name, "flower"),
-            "ports": [{"name": "http", "port": names.FLOWER_PORT, "targetPort": "http"}],
-        },
-    }
+    return pods.cluster_ip_service(pool, owner, "flower", "http", names.FLOWER_PORT)

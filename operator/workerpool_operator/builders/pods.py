@@ -205,3 +205,19 @@ def deployment(
             "template": template,
         },
     }
+
+
+def cluster_ip_service(
+    pool: PoolSpec, owner: Owner, component: Component, port_name: str, port: int
+) -> Json:
+    """A ClusterIP Service for one component, targeting its container port by name."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(pool, owner, component),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": names.selector_labels(pool.name, component),
+            "ports": [{"name": port_name, "port": port, "targetPort": port_name}],
+        },
+    }

@@ -89,16 +89,7 @@ def build_redis_deployment(pool: PoolSpec, owner: Owner, digests: pods.Digests) 
 
 
 def build_redis_service(pool: PoolSpec, owner: Owner) -> Json:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": pods.metadata(pool, owner, "redis"),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": names.selector_labels(pool.name, "redis"),
-            "ports": [{"name": "redis", "port": names.REDIS_PORT, "targetPort": "redis"}],
-        },
-    }
+    return pods.cluster_ip_service(pool, owner, "redis", "redis", names.REDIS_PORT)
 
 
 def build_redis_pvc(pool: PoolSpec, owner: Owner) -> Json:
