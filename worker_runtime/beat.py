@@ -17,7 +17,7 @@ from worker_runtime import runtime
 from worker_runtime.cron_dispatch import CronDispatcher
 from worker_runtime.heartbeat import heartbeat_path, touch
 from worker_runtime.registry import WorkerRegistry
-from worker_runtime.schedule import ScheduleSet
+from worker_runtime.schedule_set import ScheduleSet
 
 
 class RedisScheduler(beat.Scheduler):  # type: ignore[misc]

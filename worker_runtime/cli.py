@@ -24,7 +24,7 @@ from worker_runtime.heartbeat import age, heartbeat_path
 from worker_runtime.logger import configure_logging
 from worker_runtime.queues import QUEUES, UnknownQueueError, parse_queue_list
 from worker_runtime.registry import WorkerDiscoveryError, WorkerRegistry
-from worker_runtime.schedule import ScheduleSet
+from worker_runtime.schedule_set import ScheduleSet
 from worker_runtime.settings import Settings, SettingsError
 
 EXAMPLES = "worker_runtime.examples"
@@ -149,10 +149,15 @@ def up(
     basic_auth: str | None,
 ) -> None:
     """Run worker, beat and Flower here (and Redis, unless CELERY_BROKER_URL is set)."""
-    from worker_runtime.stack import StackOptions, run_stack
+    from worker_runtime.local.embedded_redis import RedisBinaryMissingError
+    from worker_runtime.local.stack import StackOptions, run_stack
 
     options = StackOptions(packages, concurrency, flower_port, flower_address, loglevel, basic_auth)
-    sys.exit(run_stack(options, click.echo))
+    try:
+        code = run_stack(options, click.echo)
+    except RedisBinaryMissingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(code)
 
 
 @cli.command()

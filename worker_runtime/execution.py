@@ -20,9 +20,9 @@ from worker_runtime import runtime
 from worker_runtime.backoff import retry_delay
 from worker_runtime.cron_dispatch import release_overlap
 from worker_runtime.dead import DeadJob, DeadJobs
-from worker_runtime.enqueue import schedule
 from worker_runtime.logger import Logger
 from worker_runtime.messages import build_message
+from worker_runtime.schedule_set import schedule
 from worker_runtime.worker import Worker
 
 

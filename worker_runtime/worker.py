@@ -18,9 +18,10 @@ from celery.result import AsyncResult
 from worker_runtime import runtime
 from worker_runtime.arguments import JobArgumentError, check_arguments
 from worker_runtime.cron import CronError, check_expression
-from worker_runtime.enqueue import push, push_many, schedule
+from worker_runtime.enqueue import push, push_many
 from worker_runtime.messages import build_message, new_job_id
 from worker_runtime.queues import DEFAULT, UnknownQueueError, check_queue
+from worker_runtime.schedule_set import schedule
 
 
 class WorkerDefinitionError(TypeError):

@@ -17,7 +17,7 @@ from celery import bootsteps
 
 from worker_runtime import runtime
 from worker_runtime.heartbeat import heartbeat_path, touch
-from worker_runtime.schedule import Dispatcher, ScheduleSet
+from worker_runtime.schedule_set import Dispatcher, ScheduleSet
 
 HEARTBEAT_INTERVAL = 5.0
 

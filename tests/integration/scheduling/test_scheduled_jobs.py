@@ -32,12 +32,11 @@ from tests.controlplane.waiting import wait_for
 from tests.integration.conftest import JOBS, Spawn, ran
 from tests.integration.runtime.jobs.recording import Counted, SleepyCritical
 from tests.integration.scheduling.conftest import start_together
-from worker_runtime.enqueue import schedule
 from worker_runtime.keys import Keys
 from worker_runtime.messages import build_message, new_job_id
 from worker_runtime.queues import QUEUES
 from worker_runtime.runtime import Runtime
-from worker_runtime.schedule import ScheduleSet
+from worker_runtime.schedule_set import ScheduleSet, schedule
 from worker_runtime.settings import Settings
 from worker_runtime.worker import Worker
 

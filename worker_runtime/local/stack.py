@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from worker_runtime.embedded_redis import EmbeddedRedis
+from worker_runtime.local.embedded_redis import EmbeddedRedis
 
 _PR_SET_PDEATHSIG = 1
 

