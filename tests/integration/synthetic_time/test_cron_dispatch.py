@@ -43,12 +43,9 @@ def beat(
     *workers: type[Worker],
     start: datetime = T0,
     zone: ZoneInfo = UTC_ZONE,
-    seen: list[Fired] | None = None,
 ) -> CronDispatcher:
-    """A dispatcher as a beat builds it at start-up; `seen` collects every firing attempt,
-    including a `run_once` catch-up made by the constructor."""
-    on_fired = seen.append if seen is not None else None
-    return CronDispatcher(client, KEYS, workers, zone, start=start, on_fired=on_fired)
+    """A dispatcher as a beat builds it at start-up (where `run_once` catches up)."""
+    return CronDispatcher(client, KEYS, workers, zone, start=start)
 
 
 def steps(start: datetime, end: datetime, every: timedelta) -> list[datetime]:
@@ -216,10 +213,9 @@ def test_a_beat_restarted_within_the_tick_it_just_fired_does_not_fire_it_again(
     first = beat(client, EveryMinuteRunOnce)
     before = advance(first, T0, at(minutes=3, seconds=1))
     # Killed here; a new beat starts 20 seconds later, before the next tick.
-    seen: list[Fired] = []
-    second = beat(other_client, EveryMinuteRunOnce, start=at(minutes=3, seconds=21), seen=seen)
+    second = beat(other_client, EveryMinuteRunOnce, start=at(minutes=3, seconds=21))
 
-    assert seen == [], "the restarted beat fired a tick the dead beat had already fired"
+    assert client.llen("default") == 3, "the restarted beat fired the dead beat's tick again"
     after = advance(second, at(minutes=3, seconds=21), at(minutes=6))
     assert ticks(before) == minutes(1, 3)
     assert ticks(after) == minutes(4, 6)
@@ -231,10 +227,10 @@ def test_after_an_outage_skip_fires_nothing_missed_and_resumes_at_the_next_tick(
 ) -> None:
     advance(beat(client, EveryMinute), T0, at(minutes=2))
     # No beat at all from 00:02:00 to 00:05:30: ticks 3, 4 and 5 are missed.
-    seen: list[Fired] = []
-    after = beat(client, EveryMinute, start=at(minutes=5, seconds=30), seen=seen)
+    after = beat(client, EveryMinute, start=at(minutes=5, seconds=30))
 
-    assert seen == []
+    assert client.llen("default") == 2
+    assert token(client, EveryMinute.task_name) == int(at(minutes=2).timestamp())
     assert ticks(advance(after, at(minutes=5, seconds=30), at(minutes=8))) == minutes(6, 8)
     assert client.llen("default") == 2 + 3
 
@@ -243,35 +239,32 @@ def test_after_an_outage_run_once_fires_one_catch_up_for_the_newest_missed_tick_
     client: redis.Redis,
 ) -> None:
     advance(beat(client, EveryMinuteRunOnce), T0, at(minutes=2))
-    seen: list[Fired] = []
-    after = beat(client, EveryMinuteRunOnce, start=at(minutes=5, seconds=30), seen=seen)
+    after = beat(client, EveryMinuteRunOnce, start=at(minutes=5, seconds=30))
 
-    # The catch-up is on the queue at start-up, before the next regular tick is due.
-    assert [(f.tick, f.outcome) for f in seen] == [(at(minutes=5), FIRED)]
+    # The catch-up, for tick 5, is on the queue at start-up, before tick 6 is due.
     assert client.llen("default") == 3
-    assert ticks(advance(after, at(minutes=5, seconds=30), at(minutes=8))) == minutes(6, 8)
-    assert [job["id"] for job in queued(client)][2] == seen[0].job_id
-    assert client.llen("default") == 6
+    assert token(client, EveryMinuteRunOnce.task_name) == int(at(minutes=5).timestamp())
+    regular = advance(after, at(minutes=5, seconds=30), at(minutes=8))
+    assert ticks(regular) == minutes(6, 8)
+    assert [job["id"] for job in queued(client)][3:] == [f.job_id for f in regular]
 
 
 def test_run_once_does_not_catch_up_a_schedule_that_never_fired(client: redis.Redis) -> None:
-    seen: list[Fired] = []
-    beat(client, EveryMinuteRunOnce, start=at(minutes=5, seconds=30), seen=seen)
+    beat(client, EveryMinuteRunOnce, start=at(minutes=5, seconds=30))
 
-    assert seen == []
     assert client.llen("default") == 0
+    assert token(client, EveryMinuteRunOnce.task_name) is None
 
 
 def test_two_beats_restarting_after_an_outage_catch_up_only_once(
     client: redis.Redis, other_client: redis.Redis
 ) -> None:
     advance(beat(client, EveryMinuteRunOnce), T0, at(minutes=2))
-    seen: list[Fired] = []
-    beat(client, EveryMinuteRunOnce, start=at(minutes=5, seconds=30), seen=seen)
-    beat(other_client, EveryMinuteRunOnce, start=at(minutes=5, seconds=31), seen=seen)
+    beat(client, EveryMinuteRunOnce, start=at(minutes=5, seconds=30))
+    beat(other_client, EveryMinuteRunOnce, start=at(minutes=5, seconds=31))
 
-    assert [(f.tick, f.outcome) for f in seen] == [(at(minutes=5), FIRED)]
     assert client.llen("default") == 3
+    assert token(client, EveryMinuteRunOnce.task_name) == int(at(minutes=5).timestamp())
 
 
 def test_a_stalled_beat_fires_ticks_within_the_misfire_grace_and_skips_older_ones(

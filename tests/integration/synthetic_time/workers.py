@@ -74,3 +74,11 @@ class ForbidCronJob(Worker):
         if fail:
             raise RuntimeError("cron job failed")
         return "done"
+
+
+class Urgent(Succeeds):
+    queue = "critical"
+
+
+class Eventually(Succeeds):
+    queue = "low"
