@@ -1,5 +1,8 @@
-"""Cron against real beat and worker processes: exactly one job per tick with several beats,
-across a beat being killed, and the misfire and overlap policies.
+"""Cron with real beat and worker processes: the wiring the synthetic-time tier
+(tests/integration/synthetic_time/test_cron_dispatch.py) cannot see. Two beats in the
+configured time zone fire each tick once and one carries on when the other is killed; a real
+worker releases a forbid-overlap hold when its job ends. Misfire, restart, DST and racing
+logic are proven there with synthetic times, in milliseconds.
 
 How "exactly one per tick" is observed: every beat logs `<task>: enqueued cron job <id> for
 tick <tick>` when its Lua script pushed a job (and nothing when another beat had already
@@ -7,19 +10,19 @@ fired the tick), and every cron test job records its own job id. So the union of
 logs gives tick -> job id: each tick must appear once, the ticks must be the schedule's
 consecutive ticks (`next_fire`), and each job id must have run exactly once.
 
-Schedules use seconds (WORKERPOOL_CRON_SECONDS=true, seconds field first). Cron workers live in
-`cronjobs/`, one module per scenario, loaded through WORKER_PACKAGES per test.
+Every wait is a condition with a deadline (`wait_for`), never a fixed sleep. Schedules use
+seconds (WORKERPOOL_CRON_SECONDS=true, seconds field first). Cron workers live in `cronjobs/`,
+one module per scenario, loaded through WORKER_PACKAGES per test.
 """
 
 from __future__ import annotations
 
 import re
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -29,9 +32,6 @@ import redis
 from tests.controlplane.waiting import wait_for
 from tests.integration.conftest import Proc, Spawn, ran
 from tests.integration.scheduling.conftest import start_together
-from tests.integration.scheduling.cronjobs.every_five_seconds import EveryFiveSeconds
-from tests.integration.scheduling.cronjobs.every_second import EverySecond
-from tests.integration.scheduling.cronjobs.misfire import MisfireRunOnce, MisfireSkip
 from tests.integration.scheduling.cronjobs.new_york import ZONE as NEW_YORK
 from tests.integration.scheduling.cronjobs.new_york import NewYorkHours
 from tests.integration.scheduling.cronjobs.overlap import SlowAllow, SlowForbid
@@ -49,7 +49,6 @@ _ENQUEUED = re.compile(
     r"(?P<task>\S+): enqueued cron job (?P<job>[0-9a-f-]{36}) for tick (?P<tick>.+)$"
 )
 _SKIPPED = re.compile(r"(?P<task>\S+): skipped tick (?P<tick>.+), previous run still")
-_CAUGHT_UP = re.compile(r"(?P<task>\S+): running missed tick (?P<tick>.+) once")
 _REGISTERED = re.compile(r"registered worker (?P<task>\S+) \(.*cron='(?P<expr>[^']+)'")
 
 
@@ -88,10 +87,6 @@ def fired(beats: Iterable[Proc], task: str) -> list[Fired]:
 
 def skipped(beats: Iterable[Proc], task: str) -> list[datetime]:
     return sorted(datetime.fromisoformat(m["tick"]) for m in matches(_SKIPPED, beats, task))
-
-
-def caught_up(beats: Iterable[Proc], task: str) -> list[datetime]:
-    return sorted(datetime.fromisoformat(m["tick"]) for m in matches(_CAUGHT_UP, beats, task))
 
 
 def expression(beat: Proc, task: str) -> str:
@@ -134,140 +129,42 @@ def assert_each_job_ran_once(runs: Sequence[dict[str, object]], jobs: Sequence[F
     assert Counter(str(run["job_id"]) for run in runs) == Counter(f.job_id for f in jobs)
 
 
-def test_two_beats_enqueue_exactly_one_job_per_tick(rt: Runtime, spawn: Spawn) -> None:
-    extra = packages("every_second")
+def test_two_beats_in_new_york_time_fire_each_tick_once_and_one_carries_on_alone(
+    rt: Runtime, spawn: Spawn
+) -> None:
+    """The schedule only matches the current New York hours, so a beat reading it in UTC
+    would never fire. The beat that fired the newest tick is killed; the other must go on
+    with the very next tick, and no tick may be fired twice or lost around the kill."""
+    task = NewYorkHours.task_name
+    extra = {**packages("new_york"), "WORKERPOOL_TIMEZONE": NEW_YORK}
     _, *beats = start_together(
         spawn, ("worker", "--concurrency=2"), ("beat",), ("beat",), extra_env=extra
     )
-    # Deliberately let about seven ticks happen with both beats racing for each.
-    time.sleep(7)
-    assert all(beat.popen.poll() is None for beat in beats)
-    for beat in beats:
-        beat.stop()
-
-    jobs = fired(beats, EverySecond.task_name)
-    print(f"\nticks fired per beat: {Counter(f.beat for f in jobs)}")
-    assert len(jobs) >= 5
-    assert_one_job_per_consecutive_tick(
-        [f.tick for f in jobs], expression(beats[0], EverySecond.task_name)
-    )
-    assert_each_job_ran_once(wait_for_runs(rt.redis, "every_second", jobs), jobs)
-    token = rt.redis.get(KEYS.cron_last(EverySecond.task_name))
-    assert token is not None
-    assert int(token) == int(jobs[-1].tick.timestamp())
-
-
-def test_killing_one_of_two_beats_loses_no_tick_and_duplicates_none(
-    rt: Runtime, spawn: Spawn
-) -> None:
-    extra = packages("every_second")
-    _, victim, survivor = start_together(
-        spawn, ("worker", "--concurrency=2"), ("beat",), ("beat",), extra_env=extra
-    )
-    # Deliberately let a few ticks happen with both beats up.
-    time.sleep(4)
+    wait_for(lambda: len(fired(beats, task)) >= 3, timeout=30, message="three ticks fired")
+    newest = fired(beats, task)[-1]
+    victim = next(beat for beat in beats if beat.name == newest.beat)
+    survivor = next(beat for beat in beats if beat is not victim)
     victim.signal(signal.SIGKILL)
     victim.popen.wait(10)
-    killed_at = datetime.now(UTC)
-    time.sleep(5)  # ...and a few more with only the survivor.
+    last_by_victim = fired([victim], task)[-1].tick
+    wait_for(
+        lambda: len([f for f in fired([survivor], task) if f.tick > last_by_victim]) >= 3,
+        timeout=30,
+        message="the surviving beat to fire three ticks on its own",
+    )
     survivor.stop()
 
-    jobs = fired([victim, survivor], EverySecond.task_name)
-    ticks = [f.tick for f in jobs]
-    assert_one_job_per_consecutive_tick(ticks, expression(survivor, EverySecond.task_name))
-    assert ticks[0] < killed_at
-    assert ticks[-1] >= killed_at + timedelta(seconds=3), "the survivor stopped firing"
-    assert all(f.tick <= killed_at for f in jobs if f.beat == victim.name)
-    assert_each_job_ran_once(wait_for_runs(rt.redis, "every_second", jobs), jobs)
-
-
-def test_a_beat_killed_right_after_a_tick_and_restarted_does_not_fire_it_again(
-    rt: Runtime, spawn: Spawn
-) -> None:
-    """`run_once` makes a starting beat fire the newest tick before its start unless the
-    fencing token says it already fired. Restarting within the same five-second interval makes
-    that newest tick the one the killed beat just fired: without the token it runs twice."""
-    task = EveryFiveSeconds.task_name
-    extra = packages("every_five_seconds")
-    _, first = start_together(spawn, ("worker", "--concurrency=2"), ("beat",), extra_env=extra)
-    wait_for(lambda: fired([first], task), timeout=20, message="the first beat to fire a tick")
-    first.signal(signal.SIGKILL)
-    first.popen.wait(10)
-    last_before_kill = fired([first], task)[-1].tick
-
-    second = spawn("beat", extra_env=extra)
-    restarted_at = datetime.now(UTC)
-    wait_for(
-        lambda: len(fired([second], task)) >= 2,
-        timeout=30,
-        message="the restarted beat to fire two ticks",
-    )
-    second.stop()
-
-    jobs = fired([first, second], task)
-    in_same_interval = restarted_at < last_before_kill + timedelta(seconds=5)
-    print(f"\nrestart within the killed beat's tick interval: {in_same_interval}")
-    assert_one_job_per_consecutive_tick([f.tick for f in jobs], expression(second, task))
-    assert all(f.tick > last_before_kill for f in jobs if f.beat == second.name)
-    assert_each_job_ran_once(wait_for_runs(rt.redis, "every_five_seconds", jobs), jobs)
-
-
-def test_after_an_outage_skip_drops_missed_ticks_and_run_once_runs_one_catch_up(
-    rt: Runtime, spawn: Spawn
-) -> None:
-    """Both policies on the same five-second schedule in the same beat. The outage is real:
-    no beat runs for at least two ticks."""
-    extra = packages("misfire")
-    _, before = start_together(spawn, ("worker", "--concurrency=2"), ("beat",), extra_env=extra)
-    tasks = (MisfireSkip.task_name, MisfireRunOnce.task_name)
-    # run_once only catches up for a schedule that has fired before (its token exists).
-    wait_for(
-        lambda: all(fired([before], task) for task in tasks),
-        timeout=20,
-        message="both schedules to fire once",
-    )
-    before.stop()
-    expr = expression(before, MisfireSkip.task_name)
-    last_fired = max(f.tick for task in tasks for f in fired([before], task))
-    missed = ticks_between(expr, last_fired, datetime.now(UTC) + timedelta(seconds=11), UTC_ZONE)
-    # Deliberately let two ticks pass with no beat at all, then restart just after a tick.
-    time.sleep(max(0.0, missed[2].timestamp() + 0.3 - time.time()))
-    outage = [tick for tick in missed[1:] if tick < datetime.now(UTC)]
-    assert len(outage) >= 2
-
-    after = spawn("beat", extra_env=extra)
-    # skip fires only regular ticks; run_once a catch-up and then regular ticks.
-    wait_for(
-        lambda: (
-            len(fired([after], MisfireSkip.task_name)) >= 1
-            and len(fired([after], MisfireRunOnce.task_name)) >= 2
-        ),
-        timeout=30,
-        message="both schedules to fire a regular tick after the restart",
-    )
-    after.stop()
-
-    # skip: nothing from the outage, no catch-up; the first run is the next regular tick.
-    skip_jobs = fired([after], MisfireSkip.task_name)
-    assert caught_up([after], MisfireSkip.task_name) == []
-    assert all(f.tick > outage[-1] for f in skip_jobs), "skip ran a missed tick"
-    # run_once: exactly one catch-up, for the newest missed tick, then regular ticks.
-    once_jobs = fired([after], MisfireRunOnce.task_name)
-    catch_up = caught_up([after], MisfireRunOnce.task_name)
-    assert len(catch_up) == 1, f"expected one catch-up, got {catch_up}"
-    assert catch_up[0] > last_fired
-    assert [f.tick for f in once_jobs if f.tick <= catch_up[0]] == catch_up, "a burst, not one"
-    assert once_jobs[1].tick == skip_jobs[0].tick, "both resume at the first tick after start"
-    assert_one_job_per_consecutive_tick([f.tick for f in once_jobs[1:]], expr)
-
-    skip_runs = wait_for_runs(rt.redis, "misfire_skip", skip_jobs)
-    assert_each_job_ran_once(skip_runs, [*fired([before], MisfireSkip.task_name), *skip_jobs])
-    once_runs = wait_for_runs(rt.redis, "misfire_run_once", once_jobs)
-    assert_each_job_ran_once(once_runs, [*fired([before], MisfireRunOnce.task_name), *once_jobs])
-    catch_up_run = next(r for r in once_runs if r["job_id"] == once_jobs[0].job_id)
-    assert float(catch_up_run["started"]) < once_jobs[1].tick.timestamp(), (  # type: ignore[arg-type]
-        "the catch-up should run at start, before the next regular tick"
-    )
+    zone = ZoneInfo(NEW_YORK)
+    expr = expression(survivor, task)
+    jobs = fired(beats, task)
+    assert_one_job_per_consecutive_tick([f.tick for f in jobs], expr, zone)
+    hours = {int(h) for h in expr.split()[2].split(",")}
+    assert {f.tick.astimezone(zone).hour for f in jobs} <= hours
+    assert all(f.tick <= last_by_victim for f in jobs if f.beat == victim.name)
+    assert_each_job_ran_once(wait_for_runs(rt.redis, "new_york", jobs), jobs)
+    token = rt.redis.get(KEYS.cron_last(task))
+    assert token is not None
+    assert int(token) == int(jobs[-1].tick.timestamp())
 
 
 def overlapping_pairs(runs: Sequence[dict[str, object]]) -> int:
@@ -275,59 +172,49 @@ def overlapping_pairs(runs: Sequence[dict[str, object]]) -> int:
     return sum(1 for (_, end), (start, _) in pairwise(spans) if start < end)
 
 
-def test_overlap_forbid_skips_ticks_while_a_slow_job_runs_and_allow_overlaps(
+def test_overlap_forbid_skips_ticks_until_a_real_worker_ends_the_job_and_allow_overlaps(
     rt: Runtime, spawn: Spawn
 ) -> None:
-    """The same 2.5 s job on an every-second schedule under both policies, in one beat and
-    one worker with enough processes for the `allow` runs to pile up."""
+    """The same 1.5 s job on an every-second schedule under both policies, in one beat and
+    one worker with enough processes for the `allow` runs to pile up. A second forbid run
+    needs the worker to have released the first run's hold."""
     extra = packages("overlap")
-    _, beat = start_together(spawn, ("worker", "--concurrency=5"), ("beat",), extra_env=extra)
-    # Deliberately let about seven ticks happen.
-    time.sleep(7)
+    _, beat = start_together(spawn, ("worker", "--concurrency=4"), ("beat",), extra_env=extra)
+    forbid, allow = SlowForbid.task_name, SlowAllow.task_name
+    wait_for(
+        lambda: (
+            len(fired([beat], forbid)) >= 2
+            and len(skipped([beat], forbid)) >= 2
+            and overlapping_pairs(ran(rt.redis, "slow_allow")) >= 2
+        ),
+        timeout=60,
+        message=lambda: (
+            f"two forbid runs, two skipped ticks and overlapping allow runs (have "
+            f"{len(fired([beat], forbid))}, {len(skipped([beat], forbid))}, "
+            f"{overlapping_pairs(ran(rt.redis, 'slow_allow'))})"
+        ),
+    )
     beat.stop()
-    expr = expression(beat, SlowForbid.task_name)
+    expr = expression(beat, forbid)
 
-    forbid_jobs = fired([beat], SlowForbid.task_name)
-    forbid_skipped = skipped([beat], SlowForbid.task_name)
+    forbid_jobs = fired([beat], forbid)
+    forbid_skipped = skipped([beat], forbid)
     forbid_runs = wait_for_runs(rt.redis, "slow_forbid", forbid_jobs)
     assert_each_job_ran_once(forbid_runs, forbid_jobs)
-    print(f"\nforbid: {len(forbid_jobs)} runs, {len(forbid_skipped)} ticks skipped")
-    assert len(forbid_jobs) >= 2, "the finished job should release the hold for a later tick"
-    assert len(forbid_skipped) >= 2
     assert overlapping_pairs(forbid_runs) == 0
     # Every tick was either fired or skipped, once.
     assert_one_job_per_consecutive_tick(
         sorted([f.tick for f in forbid_jobs] + forbid_skipped), expr
     )
     wait_for(
-        lambda: not rt.redis.exists(KEYS.running(SlowForbid.task_name)),
+        lambda: not rt.redis.exists(KEYS.running(forbid)),
         timeout=10,
         message="the last forbid job to release its hold",
     )
 
-    allow_jobs = fired([beat], SlowAllow.task_name)
+    allow_jobs = fired([beat], allow)
     allow_runs = wait_for_runs(rt.redis, "slow_allow", allow_jobs)
     assert_each_job_ran_once(allow_runs, allow_jobs)
-    assert skipped([beat], SlowAllow.task_name) == []
+    assert skipped([beat], allow) == []
     assert_one_job_per_consecutive_tick([f.tick for f in allow_jobs], expr)
     assert len(allow_jobs) > len(forbid_jobs)
-    assert overlapping_pairs(allow_runs) >= 2
-
-
-def test_a_beat_in_new_york_time_fires_once_per_tick(rt: Runtime, spawn: Spawn) -> None:
-    """The schedule only matches the current New York hours: a beat reading it in UTC would
-    never fire."""
-    extra = {**packages("new_york"), "WORKERPOOL_TIMEZONE": NEW_YORK}
-    _, beat = start_together(spawn, ("worker", "--concurrency=2"), ("beat",), extra_env=extra)
-    # Deliberately let about five ticks happen.
-    time.sleep(5)
-    beat.stop()
-
-    zone = ZoneInfo(NEW_YORK)
-    expr = expression(beat, NewYorkHours.task_name)
-    jobs = fired([beat], NewYorkHours.task_name)
-    assert len(jobs) >= 3, beat.output()[-2000:]
-    assert_one_job_per_consecutive_tick([f.tick for f in jobs], expr, zone)
-    hours = {int(h) for h in expr.split()[2].split(",")}
-    assert {f.tick.astimezone(zone).hour for f in jobs} <= hours
-    assert_each_job_ran_once(wait_for_runs(rt.redis, "new_york", jobs), jobs)
