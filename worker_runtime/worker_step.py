@@ -42,7 +42,7 @@ class WorkerPoolStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self._dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
         self._dispatcher.start()
 
-    def stop(self, parent: Any) -> None:
+    def stop(self, _parent: Any) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

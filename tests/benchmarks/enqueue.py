@@ -20,6 +20,24 @@ from tests.benchmarks.report import Row, ratio_at_least
 SLICE = 2_000
 
 
+#: (label, enqueue jobs lo..hi-1, rate of each run)
+Contender = tuple[str, Callable[[int, int], None], list[float]]
+
+
+def perform_async(lo: int, hi: int) -> None:
+    for i in range(lo, hi):
+        Noop.perform_async(n=i)
+
+
+def perform_bulk(lo: int, hi: int) -> None:
+    Noop.perform_bulk([{"n": i} for i in range(lo, hi)])
+
+
+def apply_async(lo: int, hi: int) -> None:
+    for i in range(lo, hi):
+        plain_celery.noop.apply_async(kwargs={"n": i})
+
+
 def run(bench: Bench, config: Config, selected: Collection[str]) -> list[Row]:
     """Each run enqueues `enqueue_jobs` per contender, in slices that alternate contenders.
 
@@ -27,22 +45,7 @@ def run(bench: Bench, config: Config, selected: Collection[str]) -> list[Row]:
     of its slices' times: a load spike on a shared machine lands on all of them alike.
     """
     n = config.enqueue_jobs
-    slices = [(start, min(n, start + SLICE)) for start in range(0, n, SLICE)]
-
-    def perform_async(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
-            Noop.perform_async(n=i)
-
-    def perform_bulk(lo: int, hi: int) -> None:
-        Noop.perform_bulk([{"n": i} for i in range(lo, hi)])
-
-    def apply_async(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
-            plain_celery.noop.apply_async(kwargs={"n": i})
-
-    contenders: list[tuple[str, Callable[[int, int], None], list[float]]] = [
-        ("celery", apply_async, [])
-    ]
+    contenders: list[Contender] = [("celery", apply_async, [])]
     if "enqueue" in selected:
         contenders.append(("workerpool", perform_async, []))
     if "bulk" in selected:
@@ -54,18 +57,27 @@ def run(bench: Bench, config: Config, selected: Collection[str]) -> list[Row]:
     plain_celery.noop.apply_async(kwargs={"n": 0})
 
     for _ in range(config.runs):
-        bench.flush()
-        spent = [0.0] * len(contenders)
-        for index, (lo, hi) in enumerate(slices):
-            order = list(range(len(contenders)))
-            shift = index % len(order)
-            for k in order[shift:] + order[:shift]:
-                spent[k] += timed(contenders[k][1], lo, hi)
-        for (_, _, rates), seconds in zip(contenders, spent, strict=True):
-            rates.append(n / seconds)
-        _check_queued(bench, {"celery": n, "workerpool": n * (len(contenders) - 1)})
+        _timed_run(bench, contenders, n)
     bench.flush()
+    return _rows(contenders, n, selected)
 
+
+def _timed_run(bench: Bench, contenders: list[Contender], n: int) -> None:
+    """One run: every contender enqueues `n` jobs, slice by slice, taking turns."""
+    bench.flush()
+    slices = [(start, min(n, start + SLICE)) for start in range(0, n, SLICE)]
+    spent = [0.0] * len(contenders)
+    for index, (lo, hi) in enumerate(slices):
+        order = list(range(len(contenders)))
+        shift = index % len(order)
+        for k in order[shift:] + order[:shift]:
+            spent[k] += timed(contenders[k][1], lo, hi)
+    for (_, _, rates), seconds in zip(contenders, spent, strict=True):
+        rates.append(n / seconds)
+    _check_queued(bench, {"celery": n, "workerpool": n * (len(contenders) - 1)})
+
+
+def _rows(contenders: list[Contender], n: int, selected: Collection[str]) -> list[Row]:
     baseline = contenders[0][2]
     by_action = {action.__name__: rates for _, action, rates in contenders}
     rows = []

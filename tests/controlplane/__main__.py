@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     # Installed before starting, so a signal during start-up still ends in a clean stop.

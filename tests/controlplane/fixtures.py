@@ -79,7 +79,7 @@ def _binaries(config: pytest.Config) -> Binaries:
     if found is None:
         # Requested dynamically (getfixturevalue): building now counts against the test's
         # timeout, which is fine whenever the cache is warm.
-        found = ensure_binaries(lambda line: None)
+        found = ensure_binaries(lambda _line: None)
     if isinstance(found, BuildError):
         raise found
     return found

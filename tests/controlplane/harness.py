@@ -510,7 +510,7 @@ def _stop_all() -> None:
 atexit.register(_stop_all)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     # The default action would kill Python without atexit: stop the children first, then die
     # by the same signal so the parent sees the usual exit status.
     _stop_all()

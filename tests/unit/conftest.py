@@ -14,7 +14,7 @@ class NetworkInUnitTest(AssertionError):
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(self: socket.socket, address: Any) -> None:
+    def refuse(_self: socket.socket, address: Any) -> None:
         raise NetworkInUnitTest(f"unit test tried to connect to {address!r}")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)

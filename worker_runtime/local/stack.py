@@ -53,7 +53,7 @@ def _spawn(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[byte
 def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:
     stopping = False
 
-    def request_stop(signum: int, _frame: object) -> None:
+    def request_stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 

@@ -129,11 +129,9 @@ def test_rbac_is_enforced_for_everyone_but_the_admin(
     assert control_plane.kubectl_run("auth", "can-i", "*", "*").stdout.strip() == "yes"
 
 
+@pytest.mark.usefixtures("widget_crd")
 def test_a_crd_with_status_and_scale_subresources_is_served_and_scaled_by_kubectl(
-    control_plane: ControlPlane,
-    k8s_api: kubernetes.client.ApiClient,
-    k8s_namespace: str,
-    widget_crd: str,
+    control_plane: ControlPlane, k8s_api: kubernetes.client.ApiClient, k8s_namespace: str
 ) -> None:
     custom = kubernetes.client.CustomObjectsApi(k8s_api)
     custom.create_namespaced_custom_object(
@@ -164,8 +162,9 @@ def test_a_crd_with_status_and_scale_subresources_is_served_and_scaled_by_kubect
     assert stored["status"] == {"replicas": 2}
 
 
+@pytest.mark.usefixtures("widget_crd")
 def test_a_schema_invalid_custom_object_is_rejected_with_the_api_servers_message(
-    control_plane: ControlPlane, k8s_namespace: str, widget_crd: str
+    control_plane: ControlPlane, k8s_namespace: str
 ) -> None:
     with pytest.raises(KubectlError) as rejected:
         control_plane.kubectl_run(
@@ -278,8 +277,9 @@ def test_deleting_an_owner_garbage_collects_the_configmap_it_owns(
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.usefixtures("widget_crd")
 def test_deleting_a_custom_object_garbage_collects_the_configmap_it_owns(
-    k8s_api: kubernetes.client.ApiClient, k8s_namespace: str, widget_crd: str
+    k8s_api: kubernetes.client.ApiClient, k8s_namespace: str
 ) -> None:
     # The garbage collector picks up new CRDs on its discovery resync, every 30 s (fixed in
     # kube-controller-manager), so this can take that long the first time: the operator's

@@ -19,12 +19,9 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+@pytest.mark.usefixtures("env")
 def test_the_readme_worker_and_job_examples_run_as_written(
-    tmp_path: Path,
-    spawn: Spawn,
-    rt: Runtime,
-    env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, spawn: Spawn, rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     define, use = python_blocks()[:2]
     package = tmp_path / "readme_app"

@@ -55,7 +55,10 @@ def workerpool_crd(control_plane: ControlPlane) -> None:
 
 @pytest.fixture(scope="session")
 def operator(
-    control_plane: ControlPlane, workerpool_crd: None, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    # Requested for its effect: the CRD is installed before the operator starts watching it.
+    workerpool_crd: None,  # noqa: ARG001
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Operator]:
     """Session-wide, so namespaces (function-scoped) are torn down while it still runs and
     can remove its finalizer from their WorkerPools."""

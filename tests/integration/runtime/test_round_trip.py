@@ -9,13 +9,13 @@ import pytest
 
 from tests.integration.runtime.conftest import Spawn
 from tests.integration.runtime.jobs.recording import Echo
-from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.usefixtures("rt")
 def test_perform_async_result_is_readable_from_another_process(
-    rt: Runtime, spawn: Spawn, env: dict[str, str]
+    spawn: Spawn, env: dict[str, str]
 ) -> None:
     spawn("worker", "--concurrency=2")
 

@@ -41,9 +41,8 @@ def make_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ma
 
 
 @pytest.fixture
-def runtime_settings() -> Iterator[None]:
+def runtime_settings() -> None:
     worker_runtime.configure(Settings())
-    return
 
 
 GOOD = """
@@ -64,8 +63,9 @@ GOOD = """
 """
 
 
+@pytest.mark.usefixtures("runtime_settings")
 def test_registry_registers_one_task_per_concrete_worker_and_its_cron(
-    make_package: MakePackage, runtime_settings: None
+    make_package: MakePackage,
 ) -> None:
     package = make_package(jobs=GOOD)
     workers = WorkerRegistry.initialize([package])
@@ -77,14 +77,14 @@ def test_registry_registers_one_task_per_concrete_worker_and_its_cron(
     assert [w.task_name for w in WorkerRegistry.cron_workers()] == [f"{package}.jobs.Nightly"]
 
 
-def test_a_missing_package_is_named(runtime_settings: None) -> None:
+@pytest.mark.usefixtures("runtime_settings")
+def test_a_missing_package_is_named() -> None:
     with pytest.raises(WorkerDiscoveryError, match="'no_such_pkg_xyz' is not importable"):
         WorkerRegistry.initialize(["no_such_pkg_xyz"])
 
 
-def test_a_module_that_fails_to_import_is_named_with_its_error(
-    make_package: MakePackage, runtime_settings: None
-) -> None:
+@pytest.mark.usefixtures("runtime_settings")
+def test_a_module_that_fails_to_import_is_named_with_its_error(make_package: MakePackage) -> None:
     package = make_package(ok=GOOD, broken="import json\nraise RuntimeError('db url missing')\n")
     with pytest.raises(WorkerDiscoveryError) as info:
         WorkerRegistry.initialize([package])
@@ -92,17 +92,17 @@ def test_a_module_that_fails_to_import_is_named_with_its_error(
     assert "RuntimeError: db url missing" in str(info.value)
 
 
+@pytest.mark.usefixtures("runtime_settings")
 def test_a_broken_import_inside_a_module_is_not_mistaken_for_a_missing_package(
-    make_package: MakePackage, runtime_settings: None
+    make_package: MakePackage,
 ) -> None:
     package = make_package(needs="import not_installed_dependency_xyz\n")
     with pytest.raises(WorkerDiscoveryError, match=f"'{package}.needs' failed to import"):
         WorkerRegistry.initialize([package])
 
 
-def test_duplicate_task_names_name_both_classes(
-    make_package: MakePackage, runtime_settings: None
-) -> None:
+@pytest.mark.usefixtures("runtime_settings")
+def test_duplicate_task_names_name_both_classes(make_package: MakePackage) -> None:
     source = """
         from worker_runtime import Worker
 
@@ -121,9 +121,8 @@ def test_duplicate_task_names_name_both_classes(
     assert f"{package}.b.ChargeB" in message
 
 
-def test_a_bad_cron_string_names_the_worker_and_expression(
-    make_package: MakePackage, runtime_settings: None
-) -> None:
+@pytest.mark.usefixtures("runtime_settings")
+def test_a_bad_cron_string_names_the_worker_and_expression(make_package: MakePackage) -> None:
     package = make_package(
         jobs="""
         from worker_runtime import Worker
@@ -141,9 +140,8 @@ def test_a_bad_cron_string_names_the_worker_and_expression(
     assert "'0 25 * * *'" in str(info.value)
 
 
-def test_seconds_level_cron_needs_the_test_mode_setting(
-    make_package: MakePackage, runtime_settings: None
-) -> None:
+@pytest.mark.usefixtures("runtime_settings")
+def test_seconds_level_cron_needs_the_test_mode_setting(make_package: MakePackage) -> None:
     package = make_package(
         jobs="""
         from worker_runtime import Worker
@@ -161,7 +159,8 @@ def test_seconds_level_cron_needs_the_test_mode_setting(
     assert f"{package}.jobs.Tick" in WorkerRegistry.initialize([package])
 
 
-def test_no_configured_packages_is_an_error(runtime_settings: None) -> None:
+@pytest.mark.usefixtures("runtime_settings")
+def test_no_configured_packages_is_an_error() -> None:
     with pytest.raises(WorkerDiscoveryError, match="WORKER_PACKAGES"):
         WorkerRegistry.initialize()
 
@@ -196,8 +195,9 @@ def test_bad_class_attributes_fail_at_class_definition(attribute: str, message: 
     assert "jobs.Bad" in str(info.value)
 
 
+@pytest.mark.usefixtures("runtime_settings")
 def test_a_definition_error_found_during_discovery_names_the_module(
-    make_package: MakePackage, runtime_settings: None
+    make_package: MakePackage,
 ) -> None:
     package = make_package(
         jobs="""
