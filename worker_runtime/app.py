@@ -15,7 +15,7 @@ from worker_runtime.settings import Settings
 
 def create_app(settings: Settings) -> Celery:
     # Current app, so `AsyncResult(job_id)` without an app argument reads our backend, as
-    # the original design's examples do.
+    # the README's examples do.
     app = Celery("workerpool", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker_url,

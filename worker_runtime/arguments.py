@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -34,10 +34,6 @@ def check_arguments(
         problem = _json_problem(value)
         if problem is not None:
             raise JobArgumentError(f"{owner}: argument {name!r} is not plain JSON: {problem}")
-
-
-def signature_of(perform: Callable[..., Any]) -> inspect.Signature:
-    return inspect.signature(perform)
 
 
 def _json_problem(value: Any, path: str = "") -> str | None:

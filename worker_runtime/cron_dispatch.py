@@ -14,7 +14,7 @@ Must not compute cron times (cron.py) nor build messages itself beyond calling m
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -72,14 +72,12 @@ class CronDispatcher:
         workers: Sequence[type[Worker]],
         zone: ZoneInfo,
         start: datetime,
-        on_fired: Callable[[Fired], None] | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
         self._workers = [w for w in workers if w.cron_schedule is not None]
         self._zone = zone
         self._fire_script = client.register_script(_FIRE)
-        self._on_fired = on_fired
         # Ticks at or before `start` are history: the misfire policy decides about them.
         self._cursor = {w.task_name: start for w in self._workers}
         for worker in self._workers:
@@ -152,7 +150,4 @@ class CronDispatcher:
                 worker.task_name,
                 tick,
             )
-        result = Fired(worker.task_name, tick.astimezone(UTC), outcome, job_id)
-        if self._on_fired is not None:
-            self._on_fired(result)
-        return result
+        return Fired(worker.task_name, tick.astimezone(UTC), outcome, job_id)

@@ -45,7 +45,7 @@ def configure_logging(level: str | int = "INFO", fmt: Literal["text", "json"] = 
 
 
 class Logger:
-    """The original design's logging facade: `Logger.info(message="...", user_id=1)`.
+    """The logging facade jobs use (README): `Logger.info(message="...", user_id=1)`.
 
     Extra keyword arguments become fields of the record (keys of a JSON line).
     """

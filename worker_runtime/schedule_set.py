@@ -32,8 +32,8 @@ from worker_runtime.queues import QUEUES
 log = logging.getLogger(__name__)
 
 #: KEYS: schedule zset, payload hash, queue list. ARGV: now (epoch), batch size.
-#: Returns how many jobs moved. A job id without a payload is dropped from the set and
-#: reported (-id) rather than looping forever on it.
+#: Returns how many ids it took off the set. An id whose payload is missing is dropped (and
+#: counted) rather than found again on every pass; nothing is pushed for it.
 _MOVE_DUE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
@@ -117,15 +117,6 @@ class ScheduleSet:
                     break
         return moved
 
-    def next_due(self) -> float | None:
-        """Earliest due time over all queues, or None when nothing is scheduled."""
-        with self._client.pipeline(transaction=False) as pipe:
-            for queue in QUEUES:
-                pipe.zrange(self._keys.schedule(queue), 0, 0, withscores=True)
-            firsts = pipe.execute()
-        scores = [float(entries[0][1]) for entries in firsts if entries]
-        return min(scores) if scores else None
-
     def summary(self) -> list[QueueSchedule]:
         out = []
         for queue in QUEUES:
@@ -165,12 +156,10 @@ class Dispatcher:
         schedule_set: ScheduleSet,
         interval: float,
         clock: Callable[[], float] = time.time,
-        on_pass: Callable[[], None] | None = None,
     ) -> None:
         self._set = schedule_set
         self._interval = interval
         self._clock = clock
-        self._on_pass = on_pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="workerpool-dispatcher", daemon=True)
 
@@ -185,8 +174,6 @@ class Dispatcher:
         moved = self._set.move_due(self._clock())
         if moved:
             log.debug("dispatched %d scheduled job(s)", moved)
-        if self._on_pass is not None:
-            self._on_pass()
         return moved
 
     def _run(self) -> None:

@@ -39,7 +39,8 @@ class Worker:
     retry_backoff: ClassVar[bool] = True
     #: Upper bound of one retry delay, in seconds.
     retry_backoff_max: ClassVar[float] = 600
-    #: Standard five-field cron expression, in WORKERPOOL_TIMEZONE (UTC by default).
+    #: Standard five-field cron expression (six, seconds first, with WORKERPOOL_CRON_SECONDS),
+    #: in WORKERPOOL_TIMEZONE (UTC by default).
     cron_schedule: ClassVar[str | None] = None
     #: Ticks missed while no beat ran: "skip" drops them, "run_once" runs one catch-up job.
     cron_misfire: ClassVar[Literal["skip", "run_once"]] = "skip"

@@ -1,1 +1,2 @@
-"""The original design's example workers; `workerpool up` runs these by default."""
+"""Example workers (a data-processing and a health-check job); `workerpool up` runs these by
+default."""

@@ -1,4 +1,5 @@
-"""The original design's example workers do what they say, run inline against real HTTP."""
+"""The example workers (worker_runtime/examples) do what they say, run inline against real
+HTTP."""
 
 from __future__ import annotations
 

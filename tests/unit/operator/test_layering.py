@@ -14,7 +14,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_the_operator_folder_is_not_a_package() -> None:
-    # An importable `operator` would shadow the standard library (STYLE.md).
+    # An importable `operator` would shadow the standard library module of that name.
     assert not (PACKAGE.parent / "__init__.py").exists()
 
 

@@ -1,4 +1,4 @@
-"""Logger: the original design's facade, with text or JSON lines output."""
+"""Logger: the jobs' logging facade, with text or JSON lines output."""
 
 from __future__ import annotations
 
