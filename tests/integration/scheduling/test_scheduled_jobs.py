@@ -102,8 +102,10 @@ def test_jobs_scheduled_days_ahead_survive_every_process_being_killed_and_run_on
     rt_short_visibility: Runtime, spawn: Spawn
 ) -> None:
     """Days ahead without waiting days: the jobs are scheduled three days out, every worker
-    and beat is killed, then "time passes" by rewriting their scores to now. A new beat
-    moves them all, once; new workers with a one-second visibility timeout run each once."""
+    and beat is killed, then "time passes" by rewriting their scores to now: for half of
+    them while only a new beat runs (it must move them), for the rest once two new workers
+    run too (three dispatchers race). Workers with a one-second visibility timeout run each
+    job once."""
     client = rt_short_visibility.redis
     # Only modules without cron workers: the beat must push nothing but the scheduled jobs.
     plain = {"WORKER_PACKAGES": f"{JOBS}.recording", **SHORT_VISIBILITY}
@@ -125,17 +127,22 @@ def test_jobs_scheduled_days_ahead_survive_every_process_being_killed_and_run_on
     for proc in procs:
         proc.signal(signal.SIGKILL)
         proc.popen.wait(10)
-    now = datetime.now(UTC).timestamp()
-    client.zadd(KEYS.schedule(Counted.queue), {r.id: now for r in results}, xx=True)
+    half = total // 2
+
+    def fall_due(jobs: list[AsyncResult]) -> None:
+        now = datetime.now(UTC).timestamp()
+        client.zadd(KEYS.schedule(Counted.queue), {r.id: now for r in jobs}, xx=True)
 
     spawn("beat", extra_env=plain)
+    fall_due(results[:half])
     wait_for(
-        lambda: client.llen(Counted.queue) == total,
+        lambda: client.llen(Counted.queue) == half,
         timeout=30,
-        message=lambda: f"the beat to dispatch {total} jobs (queued {client.llen(Counted.queue)})",
+        message=lambda: f"the beat to dispatch {half} jobs (queued {client.llen(Counted.queue)})",
     )
-    assert_schedule_drained(client)
+    assert scheduled_count(client) == total - half
     start_together(spawn, worker, worker, extra_env=plain)
+    fall_due(results[half:])
 
     # Done means: every job ran, nothing is queued, and nothing is delivered but unacked, so
     # Redis has nothing left that it could redeliver.
@@ -152,6 +159,7 @@ def test_jobs_scheduled_days_ahead_survive_every_process_being_killed_and_run_on
     runs = counted_runs(client)
     assert duplicates_and_losses(runs, range(total)) == (0, 0)
     assert sorted(runs.elements()) == list(range(total))
+    assert_schedule_drained(client)
     assert {AsyncResult(r.id).status for r in results} == {"SUCCESS"}
 
 
