@@ -19,6 +19,7 @@ exit code or signal, so the dead record can say what happened. Must not retry or
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 from typing import Any
@@ -27,6 +28,8 @@ from billiard.exceptions import WorkerLostError  # type: ignore[import-untyped]
 from celery.worker.request import Request
 
 from worker_runtime import runtime
+
+log = logging.getLogger(__name__)
 
 #: Reason recorded when no main process saw the loss (the whole worker or pod went away).
 LOST_WITH_WORKER = "its worker stopped while running it (the worker process or pod was lost)"
@@ -61,7 +64,11 @@ class LossAwareRequest(Request):  # type: ignore[misc]
     def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(message, *args, **kwargs)
         if (message.delivery_info or {}).get("redelivered"):
-            reason = self._lost_reason()
+            try:
+                reason = self._lost_reason()
+            except Exception as exc:
+                log.warning("%s: could not tell whether its last run was lost: %s", self.id, exc)
+                reason = None
             if reason is not None:
                 self._request_dict[LOST_FIELD] = reason
 
