@@ -19,6 +19,12 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("workerpool", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker_url,
+        # kombu's Redis transport and Celery's consumer, keeping unrunnable messages in the
+        # dead set instead of stopping the worker or dropping them (intake.py). Named as
+        # "module:Class" strings that kombu and Celery resolve when a worker starts, so this
+        # module does not import intake (which needs the runtime, which needs this module).
+        broker_transport="worker_runtime.intake:Transport",
+        worker_consumer="worker_runtime.intake:Consumer",
         result_backend=settings.result_backend,
         task_queues=[
             Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]
@@ -30,10 +36,12 @@ def create_app(settings: Settings) -> Celery:
         # Priorities"). Per-message `priority` on Redis is only emulated; it is not used.
         broker_transport_options={
             "queue_order_strategy": "priority",
+            # A lease, renewed by live workers every third of it (lease.py): a dead worker's
+            # jobs come back this long after its last renewal, a live worker's never.
             "visibility_timeout": settings.visibility_timeout,
             # kombu sweeps expired unacked messages only every interval * throttle seconds
-            # (10 * 10 by default) whatever the timeout; sweep at least once per timeout so a
-            # killed worker's jobs come back within about twice the visibility timeout.
+            # (10 * 10 by default) whatever the timeout; sweep every 10 s (or faster for a
+            # shorter lease) so recovery takes at most the lease plus 10 s.
             "unacked_restore_interval": min(10, settings.visibility_timeout),
             "unacked_restore_throttle": 1,
         },
