@@ -24,7 +24,7 @@ def render_command(file: IO[str]) -> None:
 
     import yaml
 
-    from workerpool_operator.fields import SpecError
+    from workerpool_operator.errors import SpecError
     from workerpool_operator.render import render_documents
 
     try:
@@ -69,14 +69,18 @@ def operator_command(
         raise click.UsageError("pass --namespace/-n (repeatable) or --all-namespaces, not both")
     import kopf
 
-    from workerpool_operator import handlers  # registers the handlers
+    from workerpool_operator import handlers  # noqa: F401 - registers the handlers
 
+    settings = kopf.OperatorSettings()
     # Exact names need no namespace discovery; globs do (and need the cluster-wide role).
-    handlers.scanning_disabled = not all_namespaces and not any(
+    # Without it Kopf need not observe namespaces and CRDs, which a namespaced install's Role
+    # does not allow (Kopf would retry those lists for about a minute before reconciling).
+    settings.scanning.disabled = not all_namespaces and not any(
         ch in ns for ns in namespaces for ch in "*?["
     )
     kopf.configure(verbose=verbose)
     kopf.run(
+        settings=settings,
         standalone=True,
         clusterwide=all_namespaces,
         namespaces=namespaces,

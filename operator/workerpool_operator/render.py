@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from workerpool_operator import builders, names
 from workerpool_operator.confighash import digest_data
-from workerpool_operator.fields import SpecError
+from workerpool_operator.errors import SpecError
 from workerpool_operator.model import Json, Owner
 from workerpool_operator.spec import parse_pool
 

@@ -1,8 +1,9 @@
 """Secrets the operator generates: the Redis password and Flower's basic-auth credentials.
 
 The password is an argument: randomness belongs to the caller (the reconciler creates each
-Secret once and never regenerates it; `render` makes throwaway ones). Pure; no I/O, and
-nothing here may log a value.
+Secret once and never regenerates it; `render` makes throwaway ones). A generated Secret a
+user restored by hand is adopted with `build_secret_adoption`, which carries no data. Pure;
+no I/O, and nothing here may log a value.
 """
 
 from __future__ import annotations
@@ -45,3 +46,9 @@ def build_generated_secret(
         "type": secret_type,
         "data": data,
     }
+
+
+def build_secret_adoption(pool: PoolSpec, owner: Owner, component: Component) -> Json:
+    """Metadata only (labels, owner reference): applied to a restored generated Secret, it
+    makes the pool its controller again and leaves the data the user restored untouched."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": pods.metadata(pool, owner, component)}

@@ -39,6 +39,12 @@ def test_only_the_cluster_module_imports_the_kubernetes_client() -> None:
     assert users == {"cluster.py"}
 
 
+def test_only_the_handlers_speak_kopf() -> None:
+    # errors.py holds the vocabulary; handlers.py alone turns it into kopf's retry semantics.
+    users = {p.name for p in MODULES if "kopf" in imported(p)}
+    assert users == {"handlers.py", "cli.py"}
+
+
 def test_the_operator_folder_is_not_a_package() -> None:
     # An importable `operator` would shadow the standard library (STYLE.md).
     assert not (PACKAGE.parent / "__init__.py").exists()
