@@ -24,12 +24,13 @@ def render_command(file: IO[str]) -> None:
 
     import yaml
 
+    from workerpool_operator.crd import pool_schema
     from workerpool_operator.errors import SpecError
     from workerpool_operator.render import render_documents
 
     try:
         documents = list(yaml.safe_load_all(file))
-        objects = render_documents(documents, lambda: secrets.token_urlsafe(32))
+        objects = render_documents(documents, lambda: secrets.token_urlsafe(32), pool_schema())
     except yaml.YAMLError as error:
         raise click.ClickException(f"{file.name}: not YAML: {error}") from error
     except SpecError as error:

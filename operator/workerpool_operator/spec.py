@@ -218,7 +218,20 @@ def _env(top: Fields) -> tuple[Mapping[str, Any], ...]:
             )
         if entry.get("value") and "valueFrom" in entry:
             raise SpecError(path, "value and valueFrom are mutually exclusive")
+        _value_from(entry, path)
     return tuple(entries)
+
+
+_VALUE_SOURCES = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
+
+
+def _value_from(entry: Mapping[str, Any], path: str) -> None:
+    """Mirror of the CRD's CEL rule: a valueFrom names exactly one source."""
+    source = entry.get("valueFrom")
+    if source is None:
+        return
+    if not isinstance(source, Mapping) or sum(key in source for key in _VALUE_SOURCES) != 1:
+        raise SpecError(f"{path}.valueFrom", f"needs exactly one of {', '.join(_VALUE_SOURCES)}")
 
 
 def _env_from(top: Fields) -> tuple[Mapping[str, Any], ...]:

@@ -66,10 +66,10 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
-# Generated Redis/Flower Secrets created once and pruned; referenced Secrets read (no list).
+# Generated Secrets created once, adopted when restored (patch), pruned; others read, never listed.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, delete]
+  verbs: [get, create, patch, delete]
 # ConfigMaps named in spec.env/envFrom: read to hash their data into the pod template.
 - apiGroups: [""]
   resources: [configmaps]
@@ -78,6 +78,10 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, create, patch]
+# Pods of a component that is not ready: their container statuses name the error.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # Kopf posts warning Events about WorkerPools.
 - apiGroups: [""]
   resources: [events]
