@@ -78,7 +78,12 @@ def _check_object(value: Mapping[str, Any], schema: Schema, path: str) -> None:
             raise SpecError(_join(path, key), "Required value")
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         raise SpecError(path, f"must have at most {schema['maxProperties']} items")
-    closed = bool(properties) and not schema.get("x-kubernetes-preserve-unknown-fields")
+    # The API server validates ObjectMeta itself: the schema may only narrow metadata.name.
+    closed = (
+        bool(properties)
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+        and path != "metadata"
+    )
     for key, item in value.items():
         if key in properties:
             validate(item, properties[key], _join(path, key))

@@ -101,6 +101,10 @@ BAD_SPECS: list[BadSpec] = [
     BadSpec("external redis without secret", {"redis": {"external": {}}},
             "spec.redis.external.secretName", "schema",
             "spec.redis.external.secretName: Required value"),
+    BadSpec("name starting with a digit", {}, "metadata.name", "schema",
+            "metadata.name in body should match", name="9lives"),
+    BadSpec("name too long", {}, "metadata.name", "schema",
+            "metadata.name: Too long: may not be more than 50", name="a" * 51),
     # -- refused by a CEL rule of the CRD (mirrored by spec.parse_pool) ------------------------
     BadSpec("reserved env", {"env": [_secret_env("CELERY_BROKER_URL")]}, "spec.env[0]", "cel",
             "env CELERY_BROKER_URL is set by the operator",
@@ -141,12 +145,6 @@ BAD_SPECS: list[BadSpec] = [
     BadSpec("zero storage size", {"redis": {"persistence": {"size": "0"}}},
             "spec.redis.persistence.size", "cel",
             "spec.redis.persistence.size must be greater than zero", cel="isGreaterThan"),
-    BadSpec("name starting with a digit", {}, "metadata.name", "cel",
-            "metadata.name must be a DNS label of at most 50", name="9lives",
-            cel="self.metadata.name.size() <= 50"),
-    BadSpec("name too long", {}, "metadata.name", "cel",
-            "metadata.name must be a DNS label of at most 50", name="a" * 51,
-            cel="self.metadata.name.size() <= 50"),
     # -- accepted by the API server, refused by the operator before anything rolls out ---------
     BadSpec("not an IANA time zone", {"timezone": "Mars/Olympus"}, "spec.timezone", "operator"),
     BadSpec("request above the profile's limit", {"resources": {"requests": {"memory": "2Gi"}}},
