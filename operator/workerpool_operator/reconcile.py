@@ -156,8 +156,7 @@ def _generated_secret(
     if live is not None and _controlled_by(live, owner):
         return live, None
     if live is not None and _handed_over(live):
-        # The user restored it (see the README): make it ours again, data untouched.
-        return cluster.apply(builders.build_secret_adoption(pool, owner, component)), None
+        return _take_back(cluster, pool, owner, component, live), None
     if live is not None:
         return None, _name_conflict("Secret", ns, secret_name, pool.name)
     if component == "redis" and _owned(cluster, "apps/v1", "Deployment", ns, secret_name, owner):
@@ -165,6 +164,23 @@ def _generated_secret(
     # Created once; if another pass won the race, keep its password.
     secret = builders.build_generated_secret(pool, owner, component, password())
     return cluster.create(secret) or cluster.get("v1", "Secret", ns, secret_name), None
+
+
+def _take_back(
+    cluster: Cluster, pool: PoolSpec, owner: Owner, component: Component, live: Json
+) -> Json | None:
+    """A generated Secret a user restored (see the README) becomes the pool's again with the
+    same data, so no pod rolls. Re-created rather than patched: the operator's RBAC has no
+    `patch` on Secrets, which would let it rewrite any Secret it can see."""
+    restored = builders.build_restored_secret(pool, owner, component, _data_of(live))
+    cluster.delete(
+        "v1", "Secret", pool.namespace, live["metadata"]["name"], live["metadata"]["uid"]
+    )
+    return cluster.create(restored)
+
+
+def _data_of(obj: Mapping[str, Any]) -> dict[str, str]:
+    return dict(obj.get("data") or {})
 
 
 def _handed_over(obj: Mapping[str, Any]) -> bool:

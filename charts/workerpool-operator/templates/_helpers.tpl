@@ -66,10 +66,10 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
-# Generated Secrets created once, adopted when restored (patch), pruned; others read, never listed.
+# Generated Secrets created once (re-created when a user restored one), pruned; others read.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create, patch, delete]
+  verbs: [get, create, delete]
 # ConfigMaps named in spec.env/envFrom: read to hash their data into the pod template.
 - apiGroups: [""]
   resources: [configmaps]

@@ -58,6 +58,7 @@ NAMESPACED_NEEDS = [
     ("create", "persistentvolumeclaims", ""),
     ("patch", "persistentvolumeclaims", ""),
     ("create", "events", ""),
+    ("list", "pods", ""),  # container statuses of a component that is not ready
 ]
 # Watched cluster-wide with --all-namespaces.
 CLUSTER_WIDE_NEEDS = [
@@ -86,6 +87,7 @@ NAMESPACED_FORBIDDEN = [
     ("update", POOLS, "status"),
     ("create", "pods", ""),
     ("get", "pods", ""),
+    ("watch", "pods", ""),
     ("create", "pods", "exec"),
     ("patch", "configmaps", ""),
     ("create", "serviceaccounts", "token"),
