@@ -59,6 +59,7 @@ def operator(
 ) -> Iterator[Operator]:
     """Session-wide, so namespaces (function-scoped) are torn down while it still runs and
     can remove its finalizer from their WorkerPools."""
+    del workerpool_crd  # requested for its effect: the CRD is served before the operator starts
     log = tmp_path_factory.mktemp("operator") / "log"
     process = OperatorProcess(OPERATOR_ARGS, control_plane.kubeconfig, log)
     process.start()

@@ -20,6 +20,7 @@ class FailingCluster(FakeCluster):
         self.error = error
 
     def get_pool(self, namespace: str, name: str) -> dict[str, Any] | None:
+        del namespace, name  # every pool fails alike
         raise self.error
 
 
