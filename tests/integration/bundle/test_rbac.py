@@ -143,6 +143,7 @@ def cluster_rbac(
     control_plane: ControlPlane, installed_crd: str, operator_namespace: str
 ) -> Iterator[str]:
     """The base's ServiceAccount, ClusterRole and ClusterRoleBinding, created for real."""
+    del installed_crd, operator_namespace  # requested for their effect: both must exist first
     objects = [
         o
         for o in kustomize(control_plane, MANIFESTS)
@@ -205,6 +206,7 @@ def test_the_cluster_wide_operator_may_not_touch_the_cluster(
 def namespaced_rbac(control_plane: ControlPlane, installed_crd: str, k8s_namespace: str) -> str:
     """The namespaced variant's ServiceAccount, Role and RoleBinding, moved to a namespace of
     this test's own (so no ClusterRoleBinding of another test can answer for it)."""
+    del installed_crd  # requested for its effect: the CRD must exist first
     objects = [
         o
         for o in kustomize(control_plane, NAMESPACED_OVERLAY)

@@ -53,24 +53,23 @@ def assert_accepted(stdout: str, stderr: str, count: int) -> None:
     assert "Warning" not in stderr, stderr
 
 
-def test_the_kustomize_base_is_accepted_by_the_api_server(
-    control_plane: ControlPlane, installed_crd: str, operator_namespace: str
-) -> None:
+@pytest.mark.usefixtures("installed_crd", "operator_namespace")
+def test_the_kustomize_base_is_accepted_by_the_api_server(control_plane: ControlPlane) -> None:
     objects = kustomize(control_plane, MANIFESTS)
 
     assert_accepted(*dry_run(control_plane, objects), count=len(objects))
 
 
-def test_the_namespaced_variant_is_accepted_by_the_api_server(
-    control_plane: ControlPlane, installed_crd: str, operator_namespace: str
-) -> None:
+@pytest.mark.usefixtures("installed_crd", "operator_namespace")
+def test_the_namespaced_variant_is_accepted_by_the_api_server(control_plane: ControlPlane) -> None:
     objects = kustomize(control_plane, NAMESPACED_OVERLAY)
 
     assert_accepted(*dry_run(control_plane, objects), count=len(objects))
 
 
+@pytest.mark.usefixtures("installed_crd", "operator_namespace")
 def test_the_default_helm_render_and_its_crd_are_accepted_by_the_api_server(
-    control_plane: ControlPlane, installed_crd: str, operator_namespace: str
+    control_plane: ControlPlane,
 ) -> None:
     crds = [yaml.safe_load(p.read_text()) for p in sorted((CHART / "crds").glob("*.yaml"))]
     objects = [*crds, *render_chart()]
@@ -78,24 +77,25 @@ def test_the_default_helm_render_and_its_crd_are_accepted_by_the_api_server(
     assert_accepted(*dry_run(control_plane, objects), count=len(objects))
 
 
+@pytest.mark.usefixtures("installed_crd", "operator_namespace")
 def test_the_namespaced_helm_render_is_accepted_by_the_api_server(
-    control_plane: ControlPlane, installed_crd: str, operator_namespace: str
+    control_plane: ControlPlane,
 ) -> None:
     objects = render_chart(load_values("namespaced"))
 
     assert_accepted(*dry_run(control_plane, objects), count=len(objects))
 
 
-def test_the_sample_workerpools_are_valid(
-    control_plane: ControlPlane, installed_crd: str, k8s_namespace: str
-) -> None:
+@pytest.mark.usefixtures("installed_crd")
+def test_the_sample_workerpools_are_valid(control_plane: ControlPlane, k8s_namespace: str) -> None:
     objects = kustomize(control_plane, SAMPLES)
 
     assert_accepted(*dry_run(control_plane, objects, "-n", k8s_namespace), count=len(objects))
 
 
+@pytest.mark.usefixtures("installed_crd")
 def test_the_workerpool_in_the_chart_notes_is_valid(
-    control_plane: ControlPlane, installed_crd: str, k8s_namespace: str
+    control_plane: ControlPlane, k8s_namespace: str
 ) -> None:
     notes = render_chart_files()["workerpool-operator/templates/NOTES.txt"]
     match = re.search(r"<<'YAML'.*?\n(.*?)\n\s*YAML\n", notes, flags=re.S)
@@ -105,8 +105,9 @@ def test_the_workerpool_in_the_chart_notes_is_valid(
     assert_accepted(*dry_run(control_plane, [pool], "-n", k8s_namespace), count=1)
 
 
+@pytest.mark.usefixtures("installed_crd", "operator_namespace")
 def test_a_pod_breaking_the_restricted_standard_would_be_reported(
-    control_plane: ControlPlane, installed_crd: str, operator_namespace: str
+    control_plane: ControlPlane,
 ) -> None:
     """The check above is meaningful: the namespace's Pod Security labels do warn."""
     objects = kustomize(control_plane, MANIFESTS)
