@@ -13,6 +13,7 @@ build objects itself (builders do) nor import kopf (handlers.py translates error
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ from workerpool_operator.status import (
     compute_status,
     observe_deployment,
 )
+from workerpool_operator.values import REDIS_URL_SCHEMES, is_redis_url
 
 
 class Cluster(Protocol):
@@ -214,13 +216,33 @@ def _reference_problem(ns: str, ref: Reference, obj: Json | None) -> Problem | N
         )
     missing = [key for key in ref.keys if key not in _data(obj)]
     if not missing:
-        return None
+        return _value_problem(ns, ref, obj)
     fix = "delete it: the operator regenerates it or says how to restore it"
     if not ref.generated:
         fix = "add it"
     return Problem(
         f"{ref.kind}KeyMissing",
         f"{ref.kind} {ns}/{ref.name} (from {ref.field}) has no key {', '.join(missing)}; {fix}",
+    )
+
+
+def _value_problem(ns: str, ref: Reference, obj: Json) -> Problem | None:
+    """A value the runtime would refuse at start-up; the message never quotes it (a URL
+    carries the password)."""
+    if not ref.holds_redis_url:
+        return None
+    (key,) = ref.keys
+    try:
+        url = base64.b64decode(_data(obj)[key]).decode()
+    except ValueError:
+        url = ""
+    if is_redis_url(url):
+        return None
+    schemes = ", ".join(REDIS_URL_SCHEMES)
+    return Problem(
+        "SecretValueInvalid",
+        f"Secret {ns}/{ref.name} (from {ref.field}) key {key} is not a Redis URL ({schemes}), "
+        "which the workers need; fix the Secret",
     )
 
 

@@ -1,6 +1,7 @@
-"""Rules for single spec values that another program parses: the kubelet (image references)
-and the workerpool runtime (queues, time zones). A value these programs would refuse must be
-refused here first, so a bad spec stalls the pool instead of crash-looping its pods.
+"""Rules for single values that another program parses: the kubelet (image references) and
+the workerpool runtime (queues, time zones, the Redis URL of an external Secret). A value these
+programs would refuse must be refused here first, so a bad spec stalls the pool instead of
+crash-looping its pods.
 
 The CRD carries the same rules as schema patterns/enums where a schema can express them (a
 test keeps the two in step); a time zone needs the zone database, so only this module checks
@@ -62,3 +63,12 @@ def check_queues(path: str, values: tuple[str, ...]) -> tuple[str, ...]:
             allowed = ", ".join(profiles.DEFAULT_QUEUES)
             raise SpecError(f"{path}[{i}]", f"{queue!r} is not one of {allowed}")
     return values
+
+
+#: What the runtime accepts in CELERY_BROKER_URL / CELERY_RESULT_BACKEND.
+REDIS_URL_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+
+
+def is_redis_url(value: str) -> bool:
+    """Whether the runtime would accept `value` as its broker URL."""
+    return value.startswith(REDIS_URL_SCHEMES)

@@ -156,3 +156,22 @@ def test_a_crash_looping_worker_stalls_the_pool_with_its_last_error(cluster: Fak
         "exit code 1: ModuleNotFoundError: No module named 'shop'"
     )
     assert cluster.pool["status"]["components"]["worker"]["message"] == stalled["message"]
+
+
+@pytest.mark.parametrize(("url", "stalled"), [("redis://:pw@r:6379/0", False), ("r:6379", True)])
+def test_an_external_redis_url_the_runtime_refuses_stalls_without_quoting_it(
+    cluster: FakeCluster, url: str, stalled: bool
+) -> None:
+    cluster.add_pool(spec_of(redis={"external": {"secretName": "redis-url"}}))
+    secret(cluster, "redis-url", {"url": url})
+    outcome = run(cluster)
+    if not stalled:
+        assert outcome.problem is None
+        return
+    assert outcome.problem is not None
+    assert outcome.problem.reason == "SecretValueInvalid"
+    assert outcome.problem.message == (
+        "Secret apps/redis-url (from spec.redis.external.secretName) key url is not a Redis URL "
+        "(redis://, rediss://, unix://), which the workers need; fix the Secret"
+    )
+    assert cluster.find("Deployment", "shop-worker") is None

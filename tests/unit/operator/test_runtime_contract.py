@@ -28,6 +28,7 @@ from workerpool_operator.crd import pool_schema
 from workerpool_operator.errors import SpecError
 from workerpool_operator.model import PoolSpec
 from workerpool_operator.spec import parse_pool
+from workerpool_operator.values import is_redis_url
 
 from tests.unit.operator.conftest import OWNER, spec_of
 from worker_runtime.cli import cli
@@ -239,3 +240,13 @@ def test_the_operator_and_the_runtime_agree_on_every_time_zone(zone: str) -> Non
     runtime = accepts(lambda: Settings.from_env({"WORKERPOOL_TIMEZONE": zone}), SettingsError)
     operator = accepts(lambda: parse_pool("shop", "apps", spec_of(timezone=zone)), SpecError)
     assert operator == runtime
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://redis:6379/0", "rediss://:pw@redis.example:6380/1", "unix:///run/redis.sock",
+     "http://redis:6379", "redis:6379", "REDIS://x", " redis://x"],
+)  # fmt: skip
+def test_the_operator_and_the_runtime_agree_on_an_external_redis_url(url: str) -> None:
+    runtime = accepts(lambda: Settings.from_env({"CELERY_BROKER_URL": url}), SettingsError)
+    assert is_redis_url(url) == runtime
