@@ -53,11 +53,19 @@ def render_command(file: IO[str]) -> None:
     metavar="URL",
     help="Serve a health endpoint for the kubelet, e.g. http://0.0.0.0:8080/healthz.",
 )
+@click.option(
+    "--resync-seconds",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    help="How often each pool is checked without a watch event (Secrets and pods are not watched).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def operator_command(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     liveness_endpoint: str | None,
+    resync_seconds: float,
     verbose: bool,
 ) -> None:
     """Run the WorkerPool operator until interrupted.
@@ -70,8 +78,9 @@ def operator_command(
         raise click.UsageError("pass --namespace/-n (repeatable) or --all-namespaces, not both")
     import kopf
 
-    from workerpool_operator import handlers  # noqa: F401 - registers the handlers
+    from workerpool_operator import handlers  # registers the event handlers
 
+    handlers.register_resync(resync_seconds)
     settings = kopf.OperatorSettings()
     # Exact names need no namespace discovery; globs do (and need the cluster-wide role).
     # Without it Kopf need not observe namespaces and CRDs, which a namespaced install's Role

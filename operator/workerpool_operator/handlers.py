@@ -31,9 +31,10 @@ from workerpool_operator.errors import ApiError, ApiUnavailable
 from workerpool_operator.reconcile import Outcome, reconcile
 
 POOLS: Final = (names.GROUP, names.VERSION, names.PLURAL)
-# Drift is repaired within this period even without a watch event (e.g. a deleted Secret).
-RESYNC_SECONDS: Final = 10.0
-# kopf's retry of a stalled create/update; the timer re-checks every 10 s anyway, so this
+# Drift is repaired within this period even without a watch event (a deleted Secret, a pod's
+# container status): `workerpool operator --resync-seconds` (see register_resync).
+DEFAULT_RESYNC_SECONDS: Final = 10.0
+# kopf's retry of a stalled create/update; the timer re-checks far more often anyway, so this
 # mostly bounds how often the failure is logged.
 RETRY_SECONDS: Final = 60.0
 CHILD_LABELS: Final = {names.LABEL_MANAGED_BY: names.OPERATOR}
@@ -88,7 +89,7 @@ def _run(memo: kopf.Memo, namespace: str, name: str) -> Outcome | None:
 
 
 def _report(outcome: Outcome | None, logger: kopf.Logger) -> None:
-    """Log and post an Event on the pool on transitions only: the timer runs every 10 s."""
+    """Log and post an Event on the pool on transitions only: the timer runs every few seconds."""
     if outcome is None or outcome.status is None or outcome.pool is None:
         return
     body = kopf.Body(cast(kopf.RawBody, outcome.pool))
@@ -106,8 +107,8 @@ def _report(outcome: Outcome | None, logger: kopf.Logger) -> None:
 
 
 class _QuietRoutine(logging.Filter):
-    """Drop kopf's per-run success lines of the timer and child handlers (every 10 s per pool,
-    and on every child status change); failures and transitions are still logged."""
+    """Drop kopf's per-run success lines of the timer and child handlers (every resync per
+    pool, and on every child status change); failures and transitions are still logged."""
 
     ROUTINE = frozenset({"Timer 'resync_pool' succeeded.", "Handler 'child_changed' succeeded."})
 
@@ -129,7 +130,6 @@ def reconcile_pool(
     raise _kopf_error(outcome.problem.message, permanent=outcome.problem.permanent)
 
 
-@kopf.timer(*POOLS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def resync_pool(
     *, name: str, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
@@ -139,6 +139,12 @@ def resync_pool(
     except (kopf.TemporaryError, kopf.PermanentError) as error:
         # The pass reported what it could in the status; the next tick retries, no Event.
         logger.info(f"resync postponed: {error}")
+
+
+def register_resync(interval: float = DEFAULT_RESYNC_SECONDS) -> None:
+    """Register the periodic pass of every pool, once, before kopf runs: kopf fixes a timer's
+    interval when it is registered, so the interval cannot come through the memo."""
+    kopf.timer(*POOLS, interval=interval, initial_delay=interval)(resync_pool)
 
 
 def _controller(body: kopf.Body) -> str | None:

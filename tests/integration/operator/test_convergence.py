@@ -93,7 +93,7 @@ def test_a_deleted_flower_secret_is_regenerated_and_rolls_only_flower(kube: Kube
     kube.wait(
         lambda: kube.get("secret", "shop-flower") is not None
         and template_hash(kube.must_get("deployment", "shop-flower")) != flower_before,
-        # Secrets are not watched (no list/watch RBAC on Secrets): the 10 s resync notices.
+        # Secrets are not watched (no list/watch RBAC on Secrets): the resync notices.
         timeout=12,
         message="new Flower credentials and a new Flower pod template",
     )

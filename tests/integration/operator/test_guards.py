@@ -123,28 +123,38 @@ def write_container_status(
     )
 
 
-@pytest.mark.parametrize(
-    ("state", "last", "reason", "detail"),
-    [
-        ({"waiting": {"reason": "ImagePullBackOff",
-                      "message": 'Back-off pulling image "shop:1.0": not found'}}, {},
-         "ImagePullBackOff", 'Back-off pulling image "shop:1.0": not found'),
-        ({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}},
-         {"terminated": {"exitCode": 1, "reason": "Error", "message":
-                         "Traceback (most recent call last):\n  ...\n"
-                         "ModuleNotFoundError: No module named 'shop'\n"}},
-         "CrashLoopBackOff", "exit code 1: ModuleNotFoundError: No module named 'shop'"),
-    ],
-    ids=["image not found", "worker package fails to import"],
-)  # fmt: skip
-def test_a_failing_container_is_named_in_the_pools_status(
-    kube: Kube, state: dict[str, Any], last: dict[str, Any], reason: str, detail: str
-) -> None:
+IMAGE_NOT_FOUND = {
+    "waiting": {
+        "reason": "ImagePullBackOff",
+        "message": 'Back-off pulling image "shop:1.0": not found',
+    }
+}
+CRASH_LOOP = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s"}}
+IMPORT_ERROR = {
+    "terminated": {
+        "exitCode": 1,
+        "reason": "Error",
+        "message": "Traceback (most recent call last):\n  ...\n"
+        "ModuleNotFoundError: No module named 'shop'\n",
+    }
+}
+
+
+def test_a_failing_container_is_named_in_the_pools_status(kube: Kube) -> None:
+    """An image that does not exist, then a worker package that fails to import."""
     ready_pool(kube)
     pod = worker_pod(kube)
-    write_container_status(kube, pod, state, last)
-    condition = wait_stalled(kube, "shop", reason)
-    assert (
-        condition["message"] == f"worker: container celery-worker of pod {pod} {reason}: {detail}"
+    prefix = f"worker: container celery-worker of pod {pod}"
+
+    write_container_status(kube, pod, IMAGE_NOT_FOUND, {})
+    condition = wait_stalled(kube, "shop", "ImagePullBackOff")
+    assert condition["message"] == (
+        f'{prefix} ImagePullBackOff: Back-off pulling image "shop:1.0": not found'
     )
     assert kube.pool("shop")["status"]["components"]["worker"]["ready"] is False
+
+    write_container_status(kube, pod, CRASH_LOOP, IMPORT_ERROR)
+    condition = wait_stalled(kube, "shop", "CrashLoopBackOff")
+    assert condition["message"] == (
+        f"{prefix} CrashLoopBackOff: exit code 1: ModuleNotFoundError: No module named 'shop'"
+    )

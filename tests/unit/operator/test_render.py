@@ -82,3 +82,9 @@ def test_the_operator_command_needs_an_explicit_namespace_choice() -> None:
     assert "--namespace/-n (repeatable) or --all-namespaces" in result.output
     both = CliRunner().invoke(operator_command, ["-n", "a", "--all-namespaces"])
     assert both.exit_code == 2
+
+
+def test_the_operator_command_refuses_a_resync_below_one_second() -> None:
+    result = CliRunner().invoke(operator_command, ["-A", "--resync-seconds=0.1"])
+    assert result.exit_code == 2
+    assert "--resync-seconds" in result.output
