@@ -64,8 +64,12 @@ def _check_type(value: Any, schema: Schema, path: str) -> None:
 
 
 def _kind(value: Any) -> str:
-    for name, types in reversed(_TYPES.items()):  # bool before integer
+    """The JSON type name of a value (bool before int: a bool is an int in Python)."""
+    for types, name in ((bool, "boolean"), (int, "integer"), (float, "number")):
         if isinstance(value, types):
+            return name
+    for name in ("string", "array", "object"):
+        if isinstance(value, _TYPES[name]):
             return name
     return type(value).__name__
 
