@@ -174,15 +174,12 @@ def _take_back(
     """A generated Secret a user restored (see the README) becomes the pool's again with the
     same data, so no pod rolls. Re-created rather than patched: the operator's RBAC has no
     `patch` on Secrets, which would let it rewrite any Secret it can see."""
-    restored = builders.build_restored_secret(pool, owner, component, _data_of(live))
+    data = dict(live.get("data") or {})
+    restored = builders.build_restored_secret(pool, owner, component, data)
     cluster.delete(
         "v1", "Secret", pool.namespace, live["metadata"]["name"], live["metadata"]["uid"]
     )
     return cluster.create(restored)
-
-
-def _data_of(obj: Mapping[str, Any]) -> dict[str, str]:
-    return dict(obj.get("data") or {})
 
 
 def _handed_over(obj: Mapping[str, Any]) -> bool:
