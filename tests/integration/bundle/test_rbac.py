@@ -58,6 +58,7 @@ NAMESPACED_NEEDS = [
     ("create", "persistentvolumeclaims", ""),
     ("patch", "persistentvolumeclaims", ""),
     ("create", "events", ""),
+    ("list", "pods", ""),  # container statuses of a component that is not ready
 ]
 # Watched cluster-wide with --all-namespaces.
 CLUSTER_WIDE_NEEDS = [
@@ -86,6 +87,7 @@ NAMESPACED_FORBIDDEN = [
     ("update", POOLS, "status"),
     ("create", "pods", ""),
     ("get", "pods", ""),
+    ("watch", "pods", ""),
     ("create", "pods", "exec"),
     ("patch", "configmaps", ""),
     ("create", "serviceaccounts", "token"),
@@ -144,6 +146,7 @@ def cluster_rbac(
     operator_namespace: str,  # noqa: ARG001
 ) -> Iterator[str]:
     """The base's ServiceAccount, ClusterRole and ClusterRoleBinding, created for real."""
+    del installed_crd, operator_namespace  # requested for their effect: both must exist first
     objects = [
         o
         for o in kustomize(control_plane, MANIFESTS)
@@ -210,6 +213,7 @@ def namespaced_rbac(
 ) -> str:
     """The namespaced variant's ServiceAccount, Role and RoleBinding, moved to a namespace of
     this test's own (so no ClusterRoleBinding of another test can answer for it)."""
+    del installed_crd  # requested for its effect: the CRD must exist first
     objects = [
         o
         for o in kustomize(control_plane, NAMESPACED_OVERLAY)

@@ -13,6 +13,12 @@ PACKAGE = Path(__file__).resolve().parents[3] / "operator" / "workerpool_operato
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
+def test_only_the_handlers_speak_kopf() -> None:
+    # errors.py holds the vocabulary; handlers.py alone turns it into kopf's retry semantics.
+    users = {p.name for p in MODULES if "kopf" in imported(p)}
+    assert users == {"handlers.py", "cli.py"}
+
+
 def test_the_operator_folder_is_not_a_package() -> None:
     # An importable `operator` would shadow the standard library module of that name.
     assert not (PACKAGE.parent / "__init__.py").exists()
