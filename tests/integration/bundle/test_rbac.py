@@ -142,8 +142,8 @@ def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
 def cluster_rbac(
     control_plane: ControlPlane,
     # Requested for their effect: the CRD and the operator's namespace exist first.
-    installed_crd: str,  # noqa: ARG001
-    operator_namespace: str,  # noqa: ARG001
+    installed_crd: str,
+    operator_namespace: str,
 ) -> Iterator[str]:
     """The base's ServiceAccount, ClusterRole and ClusterRoleBinding, created for real."""
     del installed_crd, operator_namespace  # requested for their effect: both must exist first
@@ -208,7 +208,7 @@ def test_the_cluster_wide_operator_may_not_touch_the_cluster(
 @pytest.fixture
 def namespaced_rbac(
     control_plane: ControlPlane,
-    installed_crd: str,  # noqa: ARG001  (requested for its effect: the CRD exists first)
+    installed_crd: str,
     k8s_namespace: str,
 ) -> str:
     """The namespaced variant's ServiceAccount, Role and RoleBinding, moved to a namespace of

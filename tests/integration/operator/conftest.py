@@ -64,7 +64,7 @@ def workerpool_crd(control_plane: ControlPlane) -> None:
 def operator(
     control_plane: ControlPlane,
     # Requested for its effect: the CRD is installed before the operator starts watching it.
-    workerpool_crd: None,  # noqa: ARG001
+    workerpool_crd: None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Operator]:
     """Session-wide, so namespaces (function-scoped) are torn down while it still runs and
