@@ -29,6 +29,7 @@ from workerpool_operator.cluster import Cluster
 from workerpool_operator.coalesce import Coalescer
 from workerpool_operator.errors import ApiError, ApiUnavailable
 from workerpool_operator.reconcile import Outcome, reconcile
+from workerpool_operator.redisload import LoadReader
 
 POOLS: Final = (names.GROUP, names.VERSION, names.PLURAL)
 # Drift is repaired within this period even without a watch event (a deleted Secret, a pod's
@@ -51,6 +52,7 @@ class State:
 
     cluster: Cluster
     coalescer: Coalescer
+    loads: LoadReader
 
 
 @kopf.on.startup()
@@ -64,7 +66,9 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> 
     objects_logger = logging.getLogger("kopf.objects")
     if not any(isinstance(f, _QuietRoutine) for f in objects_logger.filters):
         objects_logger.addFilter(_QuietRoutine())
-    memo[MEMO_KEY] = State(cluster=Cluster.from_environment(), coalescer=Coalescer())
+    memo[MEMO_KEY] = State(
+        cluster=Cluster.from_environment(), coalescer=Coalescer(), loads=LoadReader()
+    )
 
 
 def _kopf_error(message: str, *, permanent: bool, delay: float = RETRY_SECONDS) -> Exception:
@@ -79,9 +83,11 @@ def _run(memo: kopf.Memo, namespace: str, name: str) -> Outcome | None:
     state = memo.get(MEMO_KEY)
     if not isinstance(state, State):
         raise _kopf_error("operator not started yet", permanent=False, delay=1)
-    cluster = state.cluster
+    cluster, loads = state.cluster, state.loads
     try:
-        return state.coalescer.run((namespace, name), lambda: reconcile(cluster, namespace, name))
+        return state.coalescer.run(
+            (namespace, name), lambda: reconcile(cluster, namespace, name, loads=loads)
+        )
     except ApiUnavailable as error:
         raise _kopf_error(str(error), permanent=False, delay=error.delay) from error
     except ApiError as error:
@@ -93,6 +99,10 @@ def _report(outcome: Outcome | None, logger: kopf.Logger) -> None:
     if outcome is None or outcome.status is None or outcome.pool is None:
         return
     body = kopf.Body(cast(kopf.RawBody, outcome.pool))
+    if outcome.scaled is not None:
+        # The autoscaler's changes, with the load that caused them (autoscale.py).
+        logger.info(f"{outcome.scaled.reason}: {outcome.scaled.message}")
+        kopf.info(body, reason=outcome.scaled.reason, message=outcome.scaled.message)
     for condition in outcome.status["conditions"]:
         if condition["type"] not in outcome.transitions or condition["status"] != "True":
             continue
