@@ -78,16 +78,35 @@ def _kopf_error(message: str, *, permanent: bool, delay: float = RETRY_SECONDS) 
     return kopf.TemporaryError(message, delay=delay)
 
 
-def _run(memo: kopf.Memo, namespace: str, name: str) -> Outcome | None:
+def _report_scaling(outcome: Outcome, logger: kopf.Logger | logging.Logger) -> None:
+    """The autoscaler's changes of the worker count, with the load behind them (an Event).
+    Posted by the pass itself: a coalesced run returns only its last pass's outcome."""
+    if outcome.scaled is None or outcome.pool is None:
+        return
+    body = kopf.Body(cast(kopf.RawBody, outcome.pool))
+    meta = body["metadata"]
+    logger.info(
+        f"{meta['namespace']}/{meta['name']} {outcome.scaled.reason}: {outcome.scaled.message}"
+    )
+    kopf.info(body, reason=outcome.scaled.reason, message=outcome.scaled.message)
+
+
+def _run(
+    memo: kopf.Memo, namespace: str, name: str, logger: kopf.Logger | logging.Logger
+) -> Outcome | None:
     """One coalesced pass; API errors that escape it become kopf errors."""
     state = memo.get(MEMO_KEY)
     if not isinstance(state, State):
         raise _kopf_error("operator not started yet", permanent=False, delay=1)
     cluster, loads = state.cluster, state.loads
+
+    def one_pass() -> Outcome:
+        outcome = reconcile(cluster, namespace, name, loads=loads)
+        _report_scaling(outcome, logger)
+        return outcome
+
     try:
-        return state.coalescer.run(
-            (namespace, name), lambda: reconcile(cluster, namespace, name, loads=loads)
-        )
+        return state.coalescer.run((namespace, name), one_pass)
     except ApiUnavailable as error:
         raise _kopf_error(str(error), permanent=False, delay=error.delay) from error
     except ApiError as error:
@@ -99,10 +118,6 @@ def _report(outcome: Outcome | None, logger: kopf.Logger) -> None:
     if outcome is None or outcome.status is None or outcome.pool is None:
         return
     body = kopf.Body(cast(kopf.RawBody, outcome.pool))
-    if outcome.scaled is not None:
-        # The autoscaler's changes, with the load that caused them (autoscale.py).
-        logger.info(f"{outcome.scaled.reason}: {outcome.scaled.message}")
-        kopf.info(body, reason=outcome.scaled.reason, message=outcome.scaled.message)
     for condition in outcome.status["conditions"]:
         if condition["type"] not in outcome.transitions or condition["status"] != "True":
             continue
@@ -133,7 +148,7 @@ def reconcile_pool(
     *, name: str, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     assert namespace is not None  # the CRD is namespaced
-    outcome = _run(memo, namespace, name)
+    outcome = _run(memo, namespace, name, logger)
     _report(outcome, logger)
     if outcome is None or outcome.problem is None:
         return
@@ -145,7 +160,7 @@ def resync_pool(
 ) -> None:
     assert namespace is not None
     try:
-        _report(_run(memo, namespace, name), logger)
+        _report(_run(memo, namespace, name, logger), logger)
     except (kopf.TemporaryError, kopf.PermanentError) as error:
         # The pass reported what it could in the status; the next tick retries, no Event.
         logger.info(f"resync postponed: {error}")
@@ -176,7 +191,7 @@ def child_changed(
     if type is None or pool is None or namespace is None:
         return
     try:
-        _report(_run(memo, namespace, pool), _log)
+        _report(_run(memo, namespace, pool, _log), _log)
     except (kopf.TemporaryError, kopf.PermanentError) as error:
         # Problems are on the pool's status already; the timer retries.
         _log.info(f"{namespace}/{pool}: child event pass postponed: {error}")
