@@ -10,6 +10,13 @@ Rules (the README's "Autoscaling" section):
   `scaleDownStabilizationSeconds`, and then to the highest recommendation seen in that window
   (the HorizontalPodAutoscaler's rule), so a queue that empties between bursts keeps its workers;
 - no load reading (Redis unreachable): keep the current count, say so.
+Safe scale-down: each worker pod carries `controller.kubernetes.io/pod-deletion-cost` from its
+own report (`deletion_costs`), and the ReplicaSet controller removes the lowest cost first: an
+idle pod before a busy one, a pod running one job before a pod running three. The pod told to
+stop then finishes its running jobs (Celery's warm shutdown on SIGTERM) within the pool's
+terminationGracePeriodSeconds, the documented bound on job length; a job that outlives it is
+killed and comes back through its lease (worker_runtime/lease.py), never lost.
+
 The window's state (`belowSince`, `peakSinceBelow`) lives in status.autoscaling, so a restarted
 operator continues the same window. Must not do I/O or read the clock (`now` comes in).
 """
@@ -20,10 +27,41 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from workerpool_operator.load import Load
+from workerpool_operator.load import Load, PodLoad
 from workerpool_operator.model import AutoscalingSpec, Json
+
+DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
+#: A running job outweighs any number of prefetched ones: those go back to the queue unharmed.
+RUNNING_WEIGHT: Final = 1000
+
+
+def deletion_cost(pod: PodLoad) -> int:
+    return RUNNING_WEIGHT * pod.running + (pod.reserved - pod.running)
+
+
+def deletion_costs(
+    load: Load, previous_pods: Mapping[str, Any] | None, worker_prefix: str
+) -> dict[str, int]:
+    """Costs to write this evaluation: pods whose report changed since the last status (one
+    PATCH per changed pod, none in a steady state), and 0 for pods whose report went away.
+    Only pods named like the pool's workers (`worker_prefix`): an external Redis may be
+    shared with other workers."""
+    before = {
+        str(name): PodLoad(int(v.get("reserved", 0)), int(v.get("running", 0)))
+        for name, v in (previous_pods or {}).items()
+        if isinstance(v, Mapping)
+    }
+    changes = {
+        name: deletion_cost(pod)
+        for name, pod in load.pods.items()
+        if name.startswith(worker_prefix) and before.get(name) != pod
+    }
+    for name in before:
+        if name not in load.pods and name.startswith(worker_prefix):
+            changes[name] = 0
+    return changes
 
 
 @dataclass(frozen=True)
@@ -34,10 +72,6 @@ class Decision:
     message: str
     below_since: str | None = None  # RFC 3339
     peak_since_below: int = 0
-
-    @property
-    def changes(self) -> bool:
-        return self.reason in ("ScaledUp", "ScaledDown", "Bounds")
 
     def to_status(self) -> Json:
         status: Json = {

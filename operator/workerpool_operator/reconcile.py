@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from workerpool_operator import builders, names
-from workerpool_operator.autoscale import Decision, decide
+from workerpool_operator.autoscale import DELETION_COST, Decision, decide, deletion_costs
 from workerpool_operator.confighash import ABSENT, digest_data
 from workerpool_operator.diagnosis import diagnose
 from workerpool_operator.errors import ApiRejected, SpecError
@@ -52,6 +52,9 @@ class Cluster(Protocol):
     def create(self, obj: Mapping[str, Any]) -> Json | None: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str) -> None: ...
     def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None: ...
 
 
 class Loads(Protocol):
@@ -114,6 +117,8 @@ def reconcile(
             reading = _read_load(loads, pool, seen)
             if reading is not None and reading.load is not None:
                 extra["load"] = load_status(reading.load)
+                # Before any scale-down below is applied, so the ReplicaSet sees the costs.
+                _mark_deletion_costs(cluster, pool, reading, previous)
             if pool.autoscaling is not None:
                 decision = decide(
                     pool.autoscaling,
@@ -150,6 +155,16 @@ def reconcile(
     before = (previous.get("autoscaling") or {}).get("replicas")
     scaled = decision if decision is not None and decision.replicas != before else None
     return Outcome(problem, status, changed, transitions, body, scaled, reading)
+
+
+def _mark_deletion_costs(
+    cluster: Cluster, pool: PoolSpec, reading: Reading, previous: Mapping[str, Any]
+) -> None:
+    assert reading.load is not None
+    previous_pods = (previous.get("load") or {}).get("pods")
+    prefix = names.child_name(pool.name, "worker") + "-"
+    for pod, cost in sorted(deletion_costs(reading.load, previous_pods, prefix).items()):
+        cluster.annotate("v1", "Pod", pool.namespace, pod, {DELETION_COST: str(cost)})
 
 
 def _read_load(

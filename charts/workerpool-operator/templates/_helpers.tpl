@@ -78,10 +78,12 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, create, patch]
-# Pods of a component that is not ready: their container statuses name the error.
+# Pods of a component that is not ready: their container statuses name the error. Worker
+# pods: patched with controller.kubernetes.io/pod-deletion-cost from their load, so a
+# scale-down removes an idle worker first (a merge patch of that one annotation).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, patch]
 # Kopf posts warning Events about WorkerPools.
 - apiGroups: [""]
   resources: [events]

@@ -3,9 +3,10 @@ redis-server: the pool's Redis is external (a Secret with the URL of the test's 
 the operator, running on this host, reads the same Redis the test fills.
 
 A backlog pushed into the queue scales the workers up at the next evaluation; once drained,
-they scale down only after the stabilisation window. The GitOps rule holds on the server: with
-spec.autoscaling set, `kubectl scale` (what an HPA or KEDA does through the scale
-subresource) is refused."""
+they scale down only after the stabilisation window, and the ReplicaSet controller removes the
+idle worker, not the busy ones (pod-deletion-cost written from the workers' reports). The
+GitOps rule holds on the server: with spec.autoscaling set, `kubectl scale` (what an HPA or
+KEDA does through the scale subresource) is refused."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def kombu_message(tag: str) -> str:
     return json.dumps({"body": "", "headers": {}, "properties": {"delivery_tag": tag}})
 
 
-def autoscaled_pool(kube: Kube, redis_url: str) -> None:
+def autoscaled_pool(kube: Kube, redis_url: str, jobs_per_worker: int = 2) -> None:
     assert kube.nodes_exist(), "these tests need the kwok node to run pods"
     kube.apply(
         {
@@ -45,7 +46,7 @@ def autoscaled_pool(kube: Kube, redis_url: str) -> None:
             autoscaling={
                 "minReplicas": 1,
                 "maxReplicas": 3,
-                "jobsPerWorker": 2,
+                "jobsPerWorker": jobs_per_worker,
                 "scaleDownStabilizationSeconds": WINDOW,
             },
         )
@@ -113,3 +114,61 @@ def test_the_scale_subresource_is_refused_while_the_operator_scales(
     code, out = kube.try_run("scale", "wp/shop", "--replicas=2")
     assert code != 0
     assert "spec.replicas and spec.autoscaling are mutually exclusive" in out
+
+
+def worker_pods(kube: Kube) -> dict[str, dict[str, Any]]:
+    """Live worker pods (not being deleted) by name."""
+    selector = "app.kubernetes.io/instance=shop,app.kubernetes.io/component=worker"
+    out = kube.run("get", "pods", "-l", selector, "-o", "json")
+    return {
+        p["metadata"]["name"]: p
+        for p in json.loads(out)["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    }
+
+
+def pod_report(running: int) -> str:
+    """A worker's own report (worker_runtime/load_report.py), valid for the whole test."""
+    queues = {"default": {"reserved": running, "running": running}} if running else {}
+    return json.dumps({"expires": time.time() + 600, "ttl": 15, "queues": queues})
+
+
+def test_a_scale_down_removes_the_idle_worker_and_keeps_the_busy_ones(
+    kube: Kube, redis_url: str
+) -> None:
+    autoscaled_pool(kube, redis_url, jobs_per_worker=1)
+    client = redis.Redis.from_url(redis_url)
+    client.lpush("default", *(kombu_message(f"t{i}") for i in range(3)))
+    pods = kube.wait(
+        lambda: len(found := worker_pods(kube)) == 3 and found,
+        timeout=60,
+        message="3 worker pods",
+    )
+    # The idle one is the oldest: without costs the ReplicaSet controller prefers deleting
+    # younger pods, so only the costs make it go first.
+    by_age = sorted(pods, key=lambda n: (pods[n]["metadata"]["creationTimestamp"], n))
+    idle, busy = by_age[0], sorted(by_age[1:])
+    # Two workers took a job each and run it; the third is idle. The queue is empty.
+    client.delete("default")
+    client.hset(
+        "workerpool:load:pods",
+        mapping={busy[0]: pod_report(1), busy[1]: pod_report(1), idle: pod_report(0)},
+    )
+
+    def cost(name: str) -> str | None:
+        annotations = worker_pods(kube)[name]["metadata"].get("annotations") or {}
+        return annotations.get("controller.kubernetes.io/pod-deletion-cost")
+
+    kube.wait(
+        lambda: [cost(busy[0]), cost(busy[1]), cost(idle)] == ["1000", "1000", "0"],
+        timeout=30,
+        message="deletion costs on the worker pods",
+    )
+    # 2 running jobs at 1 per worker: 2 workers after the window; the idle one goes.
+    kube.wait(lambda: worker_replicas(kube) == 2, timeout=30, message="2 workers")
+    kube.wait(
+        lambda: sorted(worker_pods(kube)) == busy,
+        timeout=60,
+        message="only the busy workers left",
+    )
+    assert status(kube)["load"]["running"] == 2

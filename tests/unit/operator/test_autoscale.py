@@ -100,3 +100,38 @@ def test_the_reason_names_the_load_and_the_rule() -> None:
     assert decision.message == (
         "9 job(s) held, queued or due at 4 per worker want 3 worker(s) (bounds 1..5): 1 -> 3"
     )
+
+
+def pods_load(**pods: tuple[int, int]) -> Load:
+    from workerpool_operator.load import PodLoad
+
+    return Load(
+        queues={},
+        pods={n: PodLoad(r, running) for n, (r, running) in pods.items()},
+        unacked=0,
+        dead=0,
+    )
+
+
+def test_an_idle_pod_costs_least_and_a_running_job_outweighs_prefetched_ones() -> None:
+    from workerpool_operator.autoscale import deletion_costs
+
+    load = pods_load(**{"shop-worker-a": (0, 0), "shop-worker-b": (3, 1), "shop-worker-c": (4, 0)})
+    costs = deletion_costs(load, None, "shop-worker-")
+    assert costs == {"shop-worker-a": 0, "shop-worker-b": 1002, "shop-worker-c": 4}
+
+
+def test_costs_are_written_only_when_a_pods_report_changed_and_reset_when_it_went_away() -> None:
+    from workerpool_operator.autoscale import deletion_costs
+
+    previous = {
+        "shop-worker-a": {"reserved": 1, "running": 1},
+        "shop-worker-gone": {"reserved": 1, "running": 1},
+    }
+    load = pods_load(
+        **{"shop-worker-a": (1, 1), "shop-worker-new": (2, 2), "other-worker-x": (1, 1)}
+    )
+    assert deletion_costs(load, previous, "shop-worker-") == {
+        "shop-worker-new": 2000,
+        "shop-worker-gone": 0,
+    }

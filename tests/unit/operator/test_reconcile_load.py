@@ -136,3 +136,22 @@ def test_a_deleted_pool_is_forgotten(loads: FakeLoads) -> None:
     cluster = FakeCluster()
     run(cluster, loads)
     assert loads.forgotten == [("apps", "shop")]
+
+
+def test_worker_pods_get_their_deletion_cost_before_a_scale_down(loads: FakeLoads) -> None:
+    from workerpool_operator.load import PodLoad
+
+    cluster = FakeCluster()
+    cluster.add_pool(spec_of(autoscaling={"maxReplicas": 4, "scaleDownStabilizationSeconds": 0}))
+    loads.queued(100)
+    run(cluster, loads)
+    pods = {"shop-worker-1": PodLoad(1, 1), "shop-worker-2": PodLoad(0, 0)}
+    loads.reading = Reading(Load(queues={}, pods=pods, unacked=0, dead=0), "", 12)
+    run(cluster, loads)
+    assert cluster.annotated == [
+        ("shop-worker-1", {"controller.kubernetes.io/pod-deletion-cost": "1000"}),
+        ("shop-worker-2", {"controller.kubernetes.io/pod-deletion-cost": "0"}),
+    ]
+    assert worker_replicas(cluster) == 1
+    run(cluster, loads)
+    assert len(cluster.annotated) == 2  # unchanged reports: no PATCH
