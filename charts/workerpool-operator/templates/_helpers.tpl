@@ -78,12 +78,14 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, create, patch]
-# Pods of a component that is not ready: their container statuses name the error. Worker
-# pods: patched with controller.kubernetes.io/pod-deletion-cost from their load, so a
-# scale-down removes an idle worker first (a merge patch of that one annotation).
+# Pods of a component that is not ready: their container statuses name the error.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, patch]
+  verbs: [list]
+# Worker pods get a pod-deletion-cost annotation from their load: idle ones go first.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [patch]
 # Kopf posts warning Events about WorkerPools.
 - apiGroups: [""]
   resources: [events]
