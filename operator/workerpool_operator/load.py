@@ -7,7 +7,7 @@ evaluation and no new Deployment, image or RBAC per pool; a pool component would
 publish the figure somewhere the operator reads it back, with a second staleness. The cost is
 that the operator must reach each pool's Redis Service (a NetworkPolicy must allow it).
 
-`commands` is the whole batch (3 commands per queue + 3, measured by the unit tests) and
+`commands` is the whole batch (3 commands per queue + 5, measured by the tests) and
 `load_from` turns its replies into `Load`; both pure. redisload.py sends the batch. What the
 figure counts, per queue:
 - queued: LLEN of the queue list (kombu's Redis transport; no per-message priority is used,
@@ -20,7 +20,8 @@ figure counts, per queue:
   carry no send time, so the operator notes when it first saw that delivery tag there
   (`Sighting`): a lower bound, exact to one evaluation interval, reset by an operator restart.
 Pool-wide: `unacked` (kombu's `unacked` hash: every delivered, unacked message, the ground
-truth of reserved when a worker cannot report) and the dead set's size. Must not do I/O.
+truth of reserved when a worker cannot report), the dead set's size, and the job counters and
+duration histogram per task the workers keep (worker_runtime/job_stats.py). Must not do I/O.
 """
 
 from __future__ import annotations
@@ -38,6 +39,23 @@ PREFIX: Final = "workerpool"
 UNACKED: Final = "unacked"  # kombu Channel.unacked_key
 DEAD: Final = f"{PREFIX}:dead"
 LOAD_KEY: Final = f"{PREFIX}:load:pods"
+JOBS_KEY: Final = f"{PREFIX}:stats:jobs"  # worker_runtime/job_stats.py
+DURATION_KEY: Final = f"{PREFIX}:stats:duration"
+#: The runtime's histogram buckets (job_stats.BUCKETS), as its field labels.
+DURATION_BUCKETS: Final = (
+    "0.1",
+    "0.5",
+    "1.0",
+    "5.0",
+    "10.0",
+    "30.0",
+    "60.0",
+    "300.0",
+    "900.0",
+    "3600.0",
+    "+Inf",
+)
+POOL_COMMANDS: Final = 5  # after the 3 per queue
 #: "Due in the next interval": jobs becoming due this soon count as demand now.
 DUE_HORIZON_SECONDS: Final = 30.0
 
@@ -77,6 +95,18 @@ class PodLoad:
 
 
 @dataclass(frozen=True)
+class Durations:
+    """One task's duration histogram: cumulative counts per upper bound (DURATION_BUCKETS)."""
+
+    buckets: tuple[tuple[str, int], ...]
+    sum: float
+
+    @property
+    def count(self) -> int:
+        return self.buckets[-1][1] if self.buckets else 0
+
+
+@dataclass(frozen=True)
 class Load:
     queues: Mapping[str, QueueLoad]
     pods: Mapping[str, PodLoad]
@@ -86,6 +116,9 @@ class Load:
     sightings: Mapping[str, Sighting] = field(default_factory=dict)
     # Fields of LOAD_KEY whose report expired long ago: redisload.py deletes them.
     expired_pods: tuple[str, ...] = ()
+    # (task, outcome) -> count; outcomes: processed, failed, retried, dead.
+    jobs: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    durations: Mapping[str, Durations] = field(default_factory=dict)
 
     @property
     def backlog(self) -> int:
@@ -131,6 +164,8 @@ def commands(
     batch.append(("HLEN", UNACKED))
     batch.append(("ZCARD", DEAD))
     batch.append(("HGETALL", LOAD_KEY))
+    batch.append(("HGETALL", JOBS_KEY))
+    batch.append(("HGETALL", DURATION_KEY))
     return batch
 
 
@@ -141,9 +176,11 @@ def load_from(
     sightings: Mapping[str, Sighting],
 ) -> Load:
     """Replies of `commands(queues, ...)`, in order, as a `Load`."""
-    if len(replies) != 3 * len(queues) + 3:
-        raise ValueError(f"expected {3 * len(queues) + 3} replies, got {len(replies)}")
-    reports, expired = _pod_reports(replies[-1], now)
+    expected = 3 * len(queues) + POOL_COMMANDS
+    if len(replies) != expected:
+        raise ValueError(f"expected {expected} replies, got {len(replies)}")
+    unacked, dead, pod_reports, jobs, durations = replies[-POOL_COMMANDS:]
+    reports, expired = _pod_reports(pod_reports, now)
     seen: dict[str, Sighting] = {}
     result: dict[str, QueueLoad] = {}
     for i, queue in enumerate(queues):
@@ -172,11 +209,43 @@ def load_from(
     return Load(
         queues=result,
         pods=pods,
-        unacked=int(replies[-3]),
-        dead=int(replies[-2]),
+        unacked=int(unacked),
+        dead=int(dead),
         sightings=seen,
         expired_pods=expired,
+        jobs=_job_counts(jobs),
+        durations=_durations(durations),
     )
+
+
+def _job_counts(raw: Mapping[Any, Any] | None) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for key, value in (raw or {}).items():
+        task, _, outcome = _text(key).rpartition("\t")
+        try:
+            counts[(task, outcome)] = int(value)
+        except ValueError:
+            continue  # not ours; the metric must not break on it
+    return counts
+
+
+def _durations(raw: Mapping[Any, Any] | None) -> dict[str, Durations]:
+    """Per-bucket counts (as the runtime writes them) made cumulative, as Prometheus wants."""
+    per_task: dict[str, dict[str, float]] = {}
+    for key, value in (raw or {}).items():
+        task, _, label = _text(key).rpartition("\t")
+        try:
+            per_task.setdefault(task, {})[label] = float(value)
+        except ValueError:
+            continue
+    found = {}
+    for task, fields in per_task.items():
+        total, buckets = 0, []
+        for bound in DURATION_BUCKETS:
+            total += int(fields.get(bound, 0))
+            buckets.append((bound, total))
+        found[task] = Durations(tuple(buckets), fields.get("sum", 0.0))
+    return found
 
 
 def _text(value: Any) -> str:

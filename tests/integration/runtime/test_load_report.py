@@ -1,4 +1,5 @@
-"""The load figure end to end on a real redis-server: a real worker reports the job it runs,
+"""The load figure end to end on a real redis-server: a real worker reports the job it runs
+and counts the jobs it finished,
 and the operator's reader (workerpool_operator.redisload, the code the operator runs) reads
 queued, due, reserved, running and per-pod figures in one batch whose cost is measured here
 with Redis's own command statistics."""
@@ -15,7 +16,7 @@ from workerpool_operator.redisload import LoadReader
 
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn
-from tests.integration.runtime.jobs.recording import Sleepy, SleepyDefault
+from tests.integration.runtime.jobs.recording import AlwaysFails, Echo, Sleepy, SleepyDefault
 from worker_runtime.queues import QUEUES
 from worker_runtime.runtime import Runtime
 
@@ -54,7 +55,7 @@ def test_a_running_job_is_reported_by_its_worker_and_read_by_the_operator(
     assert load.demand == 4
 
 
-def test_one_evaluation_is_one_batch_of_twelve_commands(rt: Runtime, redis_url: str) -> None:
+def test_one_evaluation_is_one_batch_of_fourteen_commands(rt: Runtime, redis_url: str) -> None:
     """No worker runs here, so the server's command count moves only with the reader's."""
     rt.redis.lpush("default", "{}")
     rt.redis.zadd("workerpool:schedule:default", {"due": time.time()})
@@ -67,4 +68,31 @@ def test_one_evaluation_is_one_batch_of_twelve_commands(rt: Runtime, redis_url: 
     print(f"one evaluation: {spent} Redis commands in one round trip")
     assert reading.load is not None
     assert reading.load.backlog == 2
-    assert spent == reading.commands == 3 * len(QUEUES) + 3
+    assert spent == reading.commands == 3 * len(QUEUES) + 5
+
+
+@pytest.mark.usefixtures("rt")
+def test_job_counters_and_durations_per_task_come_from_the_workers(
+    spawn: Spawn, redis_url: str
+) -> None:
+    spawn("worker", "--concurrency=2")
+    Echo.perform_async(user_id=1, data={})
+    AlwaysFails.perform_async(key="k")  # 3 attempts (2 retries), then dead
+    reader = LoadReader()
+    echo, fails = Echo.task_name, AlwaysFails.task_name
+
+    def settled() -> Load | None:
+        found = reader.read(POOL, redis_url, tuple(QUEUES)).load
+        if found is None or found.jobs.get((fails, "dead")) != 1:
+            return None
+        return found if found.jobs.get((echo, "processed")) == 1 else None
+
+    load = wait_for(settled, timeout=60, message="the jobs to be counted")
+    assert load is not None
+    assert load.jobs[(fails, "processed")] == 3
+    assert load.jobs[(fails, "failed")] == 3
+    assert load.jobs[(fails, "retried")] == 2
+    assert (echo, "failed") not in load.jobs
+    assert load.durations[fails].count == 3
+    assert load.durations[echo].count == 1
+    assert load.dead == 1

@@ -32,23 +32,27 @@ def replies(
     unacked: int = 0,
     dead: int = 0,
     pods: dict[bytes, bytes] | None = None,
+    jobs: dict[bytes, bytes] | None = None,
+    durations: dict[bytes, bytes] | None = None,
 ) -> list[Any]:
     found: list[Any] = []
     for queue in QUEUES:
         found.extend(per_queue.get(queue, (0, None, 0)))
-    return [*found, unacked, dead, pods or {}]
+    return [*found, unacked, dead, pods or {}, jobs or {}, durations or {}]
 
 
-def test_one_batch_costs_three_commands_per_queue_and_three_for_the_pool() -> None:
+def test_one_batch_costs_three_commands_per_queue_and_five_for_the_pool() -> None:
     batch = commands(QUEUES, NOW)
-    assert len(batch) == 3 * len(QUEUES) + 3 == 12
+    assert len(batch) == 3 * len(QUEUES) + 5 == 14
     assert batch[0] == ("LLEN", "critical")
     assert batch[1] == ("LINDEX", "critical", -1)
     assert batch[2] == ("ZCOUNT", "workerpool:schedule:critical", "-inf", NOW + 30)
-    assert batch[-3:] == [
+    assert batch[-5:] == [
         ("HLEN", "unacked"),
         ("ZCARD", "workerpool:dead"),
         ("HGETALL", load.LOAD_KEY),
+        ("HGETALL", "workerpool:stats:jobs"),
+        ("HGETALL", "workerpool:stats:duration"),
     ]
 
 
@@ -117,7 +121,7 @@ def test_expired_pod_reports_are_ignored_then_collected() -> None:
 
 
 def test_a_short_reply_is_refused() -> None:
-    with pytest.raises(ValueError, match="expected 12 replies, got 3"):
+    with pytest.raises(ValueError, match="expected 14 replies, got 3"):
         load_from(QUEUES, [0, None, 0], NOW, {})
 
 
@@ -138,3 +142,26 @@ def test_the_status_holds_whole_numbers_so_an_unchanged_load_writes_nothing() ->
         "due": 2,
         "oldestAgeSeconds": 12,
     }
+
+
+def test_job_counters_and_cumulative_duration_buckets_per_task() -> None:
+    jobs = {b"shop.Mail\tprocessed": b"5", b"shop.Mail\tfailed": b"2", b"shop.Mail\tdead": b"1"}
+    durations = {
+        b"shop.Mail\t0.1": b"2",
+        b"shop.Mail\t5.0": b"2",
+        b"shop.Mail\t+Inf": b"1",
+        b"shop.Mail\tsum": b"7200.5",
+    }
+    found = load_from(QUEUES, replies({}, jobs=jobs, durations=durations), NOW, {})
+    assert found.jobs == {
+        ("shop.Mail", "processed"): 5,
+        ("shop.Mail", "failed"): 2,
+        ("shop.Mail", "dead"): 1,
+    }
+    histogram = found.durations["shop.Mail"]
+    assert dict(histogram.buckets)["0.1"] == 2
+    assert dict(histogram.buckets)["1.0"] == 2
+    assert dict(histogram.buckets)["5.0"] == 4
+    assert dict(histogram.buckets)["3600.0"] == 4
+    assert histogram.count == 5
+    assert histogram.sum == 7200.5

@@ -34,7 +34,7 @@ class FakeLoads:
 
     def queued(self, jobs: int) -> None:
         queues = {"default": QueueLoad(jobs, 0, 0, 0, 0.0)}
-        self.reading = Reading(Load(queues=queues, pods={}, unacked=0, dead=1), "", 12)
+        self.reading = Reading(Load(queues=queues, pods={}, unacked=0, dead=1), "", 14)
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_worker_pods_get_their_deletion_cost_before_a_scale_down(loads: FakeLoad
     loads.queued(100)
     run(cluster, loads)
     pods = {"shop-worker-1": PodLoad(1, 1), "shop-worker-2": PodLoad(0, 0)}
-    loads.reading = Reading(Load(queues={}, pods=pods, unacked=0, dead=0), "", 12)
+    loads.reading = Reading(Load(queues={}, pods=pods, unacked=0, dead=0), "", 14)
     run(cluster, loads)
     assert cluster.annotated == [
         ("shop-worker-1", {"controller.kubernetes.io/pod-deletion-cost": "1000"}),

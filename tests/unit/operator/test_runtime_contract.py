@@ -257,13 +257,17 @@ def test_the_operator_reads_the_redis_keys_the_runtime_and_kombu_write() -> None
     from kombu.transport.redis import Channel
     from workerpool_operator import load
 
-    from worker_runtime import load_report
+    from worker_runtime import job_stats, load_report
     from worker_runtime.keys import Keys
     from worker_runtime.queues import QUEUES as RUNTIME_QUEUES
 
     keys = Keys()
     assert keys.dead == load.DEAD
     assert load.LOAD_KEY == load_report.LOAD_KEY
+    assert load.JOBS_KEY == job_stats.JOBS_KEY
+    assert load.DURATION_KEY == job_stats.DURATION_KEY
+    runtime_buckets = (*(job_stats.bucket(b) for b in job_stats.BUCKETS), "+Inf")
+    assert runtime_buckets == load.DURATION_BUCKETS
     assert Channel.unacked_key == load.UNACKED
     for queue in RUNTIME_QUEUES:
         assert load.schedule_key(queue) == keys.schedule(queue)
@@ -292,6 +296,8 @@ def test_a_worker_report_is_read_by_the_operator_as_written() -> None:
         0,
         0,
         {k.encode(): v.encode() for k, v in written.items()},
+        {},
+        {},
     ]
     found = load_from(("critical", "default", "low"), replies, now + 1, {})
     assert found.queues["default"].reserved == 2
