@@ -28,6 +28,7 @@ from workerpool_operator import names
 from workerpool_operator.cluster import Cluster
 from workerpool_operator.coalesce import Coalescer
 from workerpool_operator.errors import ApiError, ApiUnavailable
+from workerpool_operator.metrics import PoolMetrics, serve
 from workerpool_operator.reconcile import Outcome, reconcile
 from workerpool_operator.redisload import LoadReader
 
@@ -44,6 +45,8 @@ _log = logging.getLogger(__name__)
 
 
 MEMO_KEY: Final = "workerpool"
+#: Set by `workerpool operator --metrics-port` (cli.py) in the memo kopf starts with.
+METRICS_PORT_KEY: Final = "metrics_port"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class State:
     cluster: Cluster
     coalescer: Coalescer
     loads: LoadReader
+    metrics: PoolMetrics
 
 
 @kopf.on.startup()
@@ -66,8 +70,15 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> 
     objects_logger = logging.getLogger("kopf.objects")
     if not any(isinstance(f, _QuietRoutine) for f in objects_logger.filters):
         objects_logger.addFilter(_QuietRoutine())
+    metrics = PoolMetrics()
+    port = memo.get(METRICS_PORT_KEY)
+    if isinstance(port, int) and port > 0:
+        serve(metrics, port)
     memo[MEMO_KEY] = State(
-        cluster=Cluster.from_environment(), coalescer=Coalescer(), loads=LoadReader()
+        cluster=Cluster.from_environment(),
+        coalescer=Coalescer(),
+        loads=LoadReader(),
+        metrics=metrics,
     )
 
 
@@ -103,6 +114,10 @@ def _run(
     def one_pass() -> Outcome:
         outcome = reconcile(cluster, namespace, name, loads=loads)
         _report_scaling(outcome, logger)
+        reading = outcome.reading
+        state.metrics.update(
+            namespace, name, outcome.status, reading.load if reading is not None else None
+        )
         return outcome
 
     try:

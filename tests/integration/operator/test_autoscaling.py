@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -63,6 +64,12 @@ def worker_replicas(kube: Kube) -> int | None:
     return None if deployment is None else int(deployment["spec"]["replicas"])
 
 
+def metrics(kube: Kube) -> str:
+    url = f"http://127.0.0.1:{kube.operator.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
 def events(kube: Kube, reason: str) -> list[str]:
     selector = f"involvedObject.kind=WorkerPool,involvedObject.name=shop,reason={reason}"
     out = kube.run("get", "events", "--field-selector", selector, "-o", "json")
@@ -97,6 +104,10 @@ def test_a_backlog_scales_up_and_a_drained_queue_scales_down_after_the_window(
     )
     # Shown by `kubectl get wp`.
     assert "BACKLOG" in kube.run("get", "wp", "shop")
+    # ...and scraped from the operator, labelled by namespace, pool and queue.
+    labels = f'namespace="{kube.namespace}",pool="shop"'
+    assert f'workerpool_queue_backlog_jobs{{{labels},queue="default"}} 6.0' in metrics(kube)
+    assert f"workerpool_workers_desired{{{labels}}} 3.0" in metrics(kube)
 
     client.delete("default", "workerpool:schedule:default")
     kube.wait(lambda: worker_replicas(kube) == 1, timeout=30, message="back to 1 worker")

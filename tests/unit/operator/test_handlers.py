@@ -9,6 +9,7 @@ import pytest
 from workerpool_operator import handlers
 from workerpool_operator.coalesce import Coalescer
 from workerpool_operator.errors import ApiRejected, ApiUnavailable
+from workerpool_operator.metrics import PoolMetrics
 from workerpool_operator.redisload import LoadReader
 
 from tests.unit.operator.conftest import spec_of
@@ -31,6 +32,7 @@ def memo_with(cluster: FakeCluster) -> kopf.Memo:
         cluster=cluster,  # type: ignore[arg-type]
         coalescer=Coalescer(),
         loads=LoadReader(),
+        metrics=PoolMetrics(),
     )
     return memo
 
