@@ -86,7 +86,13 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         image=check_image("spec.image", top.string("image")),
         image_pull_policy=top.optional_enum("imagePullPolicy", ("Always", "IfNotPresent", "Never")),
         worker_packages=packages,
-        replicas=top.integer("replicas", 0, 1000, profile.replicas),
+        # With autoscaling, the decision replaces it each pass (autoscale.py); render and a
+        # first pass start from the minimum.
+        replicas=(
+            autoscaling.min_replicas
+            if autoscaling is not None
+            else top.integer("replicas", 0, 1000, profile.replicas)
+        ),
         concurrency=concurrency,
         queues=queues,
         resources=_resources(top, "resources", profile.worker),
