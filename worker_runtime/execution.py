@@ -19,7 +19,7 @@ from celery import Celery, Task
 from celery.exceptions import Retry
 from kombu.utils import json
 
-from worker_runtime import runtime
+from worker_runtime import job_stats, runtime
 from worker_runtime.backoff import retry_delay
 from worker_runtime.cron_dispatch import release_overlap
 from worker_runtime.dead import DeadJob, DeadJobs
@@ -99,6 +99,7 @@ def run_job(task: Task, worker: type[Worker], args: tuple[Any, ...], kwargs: dic
         )
         _failed(worker, job_id, args, kwargs, attempt, started, problem, "")
     _finish(worker, job_id)
+    job_stats.record(runtime.current().redis, worker.task_name, "succeeded", time.time() - started)
     return result
 
 
@@ -138,6 +139,7 @@ def _failed(
             message=f"{worker.task_name}[{job_id}] failed ({type(exc).__name__}: {exc}); "
             f"retry {attempt + 1}/{worker.max_retries} in {delay:.1f}s"
         )
+        job_stats.record(rt.redis, worker.task_name, "retried", time.time() - started)
         # Celery records the RETRY state and acks; the retry itself is already in Redis.
         raise Retry(message=f"retry in {delay:.1f}s", exc=exc, when=delay) from exc
     DeadJobs(rt.redis, rt.keys, rt.settings.dead_max_jobs).add(
@@ -158,6 +160,7 @@ def _failed(
         message=f"{worker.task_name}[{job_id}] died after {attempt + 1} attempt(s): "
         f"{type(exc).__name__}: {exc}"
     )
+    job_stats.record(rt.redis, worker.task_name, "dead", time.time() - started)
     _finish(worker, job_id)
     raise exc
 

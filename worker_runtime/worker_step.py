@@ -1,5 +1,5 @@
-"""The worker's own additions to a Celery worker: a schedule dispatcher, a heartbeat and the
-lease keeper.
+"""The worker's own additions to a Celery worker: a schedule dispatcher, a heartbeat, the
+lease keeper and the per-pod load report.
 
 A consumer bootstep, so they start when the worker is consuming and stop on shutdown. While
 consuming, the heartbeat runs on the consumer's event-loop timer and beats only with evidence
@@ -26,6 +26,7 @@ from worker_runtime import runtime
 from worker_runtime.heartbeat import heartbeat_path, touch
 from worker_runtime.intake import fetches
 from worker_runtime.lease import LeaseKeeper
+from worker_runtime.load_report import LoadReporter
 from worker_runtime.schedule_set import Dispatcher, ScheduleSet
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class WorkerPoolStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self._timer: Any = None
         self._draining: threading.Event | None = None
         self._leases: LeaseKeeper | None = None
+        self._load: LoadReporter | None = None
 
     def start(self, parent: Any) -> None:
         if self._draining is not None:  # consumer restarted (e.g. broker reconnect)
@@ -54,6 +56,8 @@ class WorkerPoolStep(bootsteps.StartStopStep):  # type: ignore[misc]
             # One per process, kept across consumer restarts and through a warm shutdown,
             # while running jobs still need their leases.
             self._leases = LeaseKeeper(rt.redis, rt.settings.visibility_timeout / 3).start()
+        if self._load is None:  # likewise: a draining pod still runs jobs (operator load.py)
+            self._load = LoadReporter(rt.redis).start()
         self._path = heartbeat_path(rt.settings.state_dir, "worker")
         touch(self._path)
         self._consumer = parent

@@ -60,12 +60,21 @@ def render_command(file: IO[str]) -> None:
     show_default=True,
     help="How often each pool is checked without a watch event (Secrets and pods are not watched).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="Serve Prometheus metrics of every pool on this port (/metrics; the manifests use "
+    "9090); 0 serves none.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def operator_command(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     liveness_endpoint: str | None,
     resync_seconds: float,
+    metrics_port: int,
     verbose: bool,
 ) -> None:
     """Run the WorkerPool operator until interrupted.
@@ -95,4 +104,5 @@ def operator_command(
         clusterwide=all_namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness_endpoint,
+        memo=kopf.Memo({handlers.METRICS_PORT_KEY: metrics_port}),
     )

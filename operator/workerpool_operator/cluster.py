@@ -31,6 +31,7 @@ from workerpool_operator.model import Json
 
 FIELD_MANAGER: Final = names.OPERATOR
 _APPLY: Final = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON
+_MERGE_PATCH: Final = "application/merge-patch+json"
 _TIMEOUT: Final = (5, 30)  # (connect, read) seconds: a hung call must not freeze a handler
 _PLURALS: Final[dict[tuple[str, str], str]] = {
     ("apps/v1", "Deployment"): "deployments",
@@ -115,6 +116,16 @@ class Cluster:
         target = path(api_version, kind, namespace, name)
         what = _describe(kind, namespace, name)
         self._call("DELETE", target, what, body=body, missing_ok=True, exists_ok=True)
+
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None:
+        """Set annotations on an object the operator does not own by apply (a pod of a
+        Deployment): a JSON merge patch touches only those keys; a pod gone meanwhile is fine."""
+        body = {"metadata": {"annotations": dict(annotations)}}
+        target = path(api_version, kind, namespace, name)
+        what = _describe(kind, namespace, name)
+        self._call("PATCH", target, what, body=body, content_type=_MERGE_PATCH, missing_ok=True)
 
     def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Own the whole status via server-side apply on the status subresource: fields we

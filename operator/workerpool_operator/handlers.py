@@ -28,7 +28,9 @@ from workerpool_operator import names
 from workerpool_operator.cluster import Cluster
 from workerpool_operator.coalesce import Coalescer
 from workerpool_operator.errors import ApiError, ApiUnavailable
+from workerpool_operator.metrics import PoolMetrics, serve
 from workerpool_operator.reconcile import Outcome, reconcile
+from workerpool_operator.redisload import LoadReader
 
 POOLS: Final = (names.GROUP, names.VERSION, names.PLURAL)
 # Drift is repaired within this period even without a watch event (a deleted Secret, a pod's
@@ -43,6 +45,8 @@ _log = logging.getLogger(__name__)
 
 
 MEMO_KEY: Final = "workerpool"
+#: Set by `workerpool operator --metrics-port` (cli.py) in the memo kopf starts with.
+METRICS_PORT_KEY: Final = "metrics_port"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class State:
 
     cluster: Cluster
     coalescer: Coalescer
+    loads: LoadReader
+    metrics: PoolMetrics
 
 
 @kopf.on.startup()
@@ -64,7 +70,16 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> 
     objects_logger = logging.getLogger("kopf.objects")
     if not any(isinstance(f, _QuietRoutine) for f in objects_logger.filters):
         objects_logger.addFilter(_QuietRoutine())
-    memo[MEMO_KEY] = State(cluster=Cluster.from_environment(), coalescer=Coalescer())
+    metrics = PoolMetrics()
+    port = memo.get(METRICS_PORT_KEY)
+    if isinstance(port, int) and port > 0:
+        serve(metrics, port)
+    memo[MEMO_KEY] = State(
+        cluster=Cluster.from_environment(),
+        coalescer=Coalescer(),
+        loads=LoadReader(),
+        metrics=metrics,
+    )
 
 
 def _kopf_error(message: str, *, permanent: bool, delay: float = RETRY_SECONDS) -> Exception:
@@ -74,14 +89,39 @@ def _kopf_error(message: str, *, permanent: bool, delay: float = RETRY_SECONDS) 
     return kopf.TemporaryError(message, delay=delay)
 
 
-def _run(memo: kopf.Memo, namespace: str, name: str) -> Outcome | None:
+def _report_scaling(outcome: Outcome, logger: kopf.Logger | logging.Logger) -> None:
+    """The autoscaler's changes of the worker count, with the load behind them (an Event).
+    Posted by the pass itself: a coalesced run returns only its last pass's outcome."""
+    if outcome.scaled is None or outcome.pool is None:
+        return
+    body = kopf.Body(cast(kopf.RawBody, outcome.pool))
+    meta = body["metadata"]
+    logger.info(
+        f"{meta['namespace']}/{meta['name']} {outcome.scaled.reason}: {outcome.scaled.message}"
+    )
+    kopf.info(body, reason=outcome.scaled.reason, message=outcome.scaled.message)
+
+
+def _run(
+    memo: kopf.Memo, namespace: str, name: str, logger: kopf.Logger | logging.Logger
+) -> Outcome | None:
     """One coalesced pass; API errors that escape it become kopf errors."""
     state = memo.get(MEMO_KEY)
     if not isinstance(state, State):
         raise _kopf_error("operator not started yet", permanent=False, delay=1)
-    cluster = state.cluster
+    cluster, loads = state.cluster, state.loads
+
+    def one_pass() -> Outcome:
+        outcome = reconcile(cluster, namespace, name, loads=loads)
+        _report_scaling(outcome, logger)
+        reading = outcome.reading
+        state.metrics.update(
+            namespace, name, outcome.status, reading.load if reading is not None else None
+        )
+        return outcome
+
     try:
-        return state.coalescer.run((namespace, name), lambda: reconcile(cluster, namespace, name))
+        return state.coalescer.run((namespace, name), one_pass)
     except ApiUnavailable as error:
         raise _kopf_error(str(error), permanent=False, delay=error.delay) from error
     except ApiError as error:
@@ -123,7 +163,7 @@ def reconcile_pool(
     *, name: str, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     assert namespace is not None  # the CRD is namespaced
-    outcome = _run(memo, namespace, name)
+    outcome = _run(memo, namespace, name, logger)
     _report(outcome, logger)
     if outcome is None or outcome.problem is None:
         return
@@ -135,7 +175,7 @@ def resync_pool(
 ) -> None:
     assert namespace is not None
     try:
-        _report(_run(memo, namespace, name), logger)
+        _report(_run(memo, namespace, name, logger), logger)
     except (kopf.TemporaryError, kopf.PermanentError) as error:
         # The pass reported what it could in the status; the next tick retries, no Event.
         logger.info(f"resync postponed: {error}")
@@ -166,7 +206,7 @@ def child_changed(
     if type is None or pool is None or namespace is None:
         return
     try:
-        _report(_run(memo, namespace, pool), _log)
+        _report(_run(memo, namespace, pool, _log), _log)
     except (kopf.TemporaryError, kopf.PermanentError) as error:
         # Problems are on the pool's status already; the timer retries.
         _log.info(f"{namespace}/{pool}: child event pass postponed: {error}")

@@ -75,6 +75,16 @@ class PodSettings:
 
 
 @dataclass(frozen=True)
+class AutoscalingSpec:
+    """spec.autoscaling (autoscale.py applies it); exclusive with an explicit spec.replicas."""
+
+    min_replicas: int
+    max_replicas: int
+    jobs_per_worker: int
+    scale_down_stabilization_seconds: int
+
+
+@dataclass(frozen=True)
 class PoolSpec:
     name: str
     namespace: str
@@ -97,6 +107,8 @@ class PoolSpec:
     flower: FlowerSpec
     redis: RedisSpec
     pod: PodSettings
+    # None: `replicas` (explicit or the profile's) is the worker count.
+    autoscaling: AutoscalingSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from workerpool_operator import builders, names
+from workerpool_operator.autoscale import DELETION_COST, Decision, decide, deletion_costs
 from workerpool_operator.confighash import ABSENT, digest_data
 from workerpool_operator.diagnosis import diagnose
 from workerpool_operator.errors import ApiRejected, SpecError
+from workerpool_operator.load import Reading, load_status
 from workerpool_operator.model import Json, Owner, PoolSpec
 from workerpool_operator.names import Component
-from workerpool_operator.references import Reference, all_references
+from workerpool_operator.references import REDIS_PASSWORD_KEY, Reference, all_references
 from workerpool_operator.spec import parse_pool
 from workerpool_operator.status import (
     DeploymentObservation,
@@ -50,6 +52,16 @@ class Cluster(Protocol):
     def create(self, obj: Mapping[str, Any]) -> Json | None: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str) -> None: ...
     def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None: ...
+
+
+class Loads(Protocol):
+    """Reads a pool's load from its Redis (implemented by `redisload.LoadReader`)."""
+
+    def read(self, pool: tuple[str, str], url: str, queues: tuple[str, ...]) -> Reading: ...
+    def forget(self, pool: tuple[str, str]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,9 @@ class Outcome:
     # Condition types whose status or reason changed in this pass (for Events).
     transitions: frozenset[str] = frozenset()
     pool: Json | None = None  # the live WorkerPool this pass saw (Events refer to it)
+    # The autoscaler's decision when it changed the worker count in this pass (for Events).
+    scaled: Decision | None = None
+    reading: Reading | None = None  # this pass's load reading, if any
 
 
 def utc_now() -> str:
@@ -78,19 +93,42 @@ def reconcile(
     *,
     now: Callable[[], str] = utc_now,
     password: Callable[[], str] = new_password,
+    loads: Loads | None = None,
 ) -> Outcome:
     # Always the live object: kopf's body may lag, and a coalesced re-run needs fresh input.
     body = cluster.get_pool(namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
+        if loads is not None:
+            loads.forget((namespace, name))
         return Outcome(None, None, False)  # gone or going: the garbage collector takes over
     meta = body["metadata"]
     owner = Owner(name=name, uid=meta["uid"])
     pool: PoolSpec | None = None
     observations: list[DeploymentObservation] = []
+    previous = body.get("status") or {}
+    extra: Json = {}
+    decision: Decision | None = None
+    reading: Reading | None = None
+    stamp = now()
     try:
         pool = parse_pool(name, namespace, body.get("spec"))
-        digests, problem = _read_inputs(cluster, pool, owner, password)
+        digests, seen, problem = _read_inputs(cluster, pool, owner, password)
         if problem is None:
+            reading = _read_load(loads, pool, seen)
+            if reading is not None and reading.load is not None:
+                extra["load"] = load_status(reading.load)
+                # Before any scale-down below is applied, so the ReplicaSet sees the costs.
+                _mark_deletion_costs(cluster, pool, reading, previous)
+            if pool.autoscaling is not None:
+                decision = decide(
+                    pool.autoscaling,
+                    reading.load if reading else None,
+                    previous.get("autoscaling"),
+                    stamp,
+                    unavailable=(reading.error if reading else "") or "no load reading",
+                )
+                extra["autoscaling"] = decision.to_status()
+                pool = replace(pool, replicas=decision.replicas)
             observations, problem = _apply(cluster, pool, owner, digests)
     except SpecError as error:
         problem = Problem("InvalidSpec", f"invalid WorkerPool: {error}", permanent=True)
@@ -99,7 +137,6 @@ def reconcile(
     if problem is not None and not observations:
         observations = _observe(cluster, namespace, name, owner)
 
-    previous = body.get("status") or {}
     status = compute_status(
         pool_name=name,
         generation=int(meta.get("generation", 0)),
@@ -108,24 +145,74 @@ def reconcile(
         observations=observations,
         problem=problem,
         previous=previous,
-        now=now(),
+        now=stamp,
     )
+    status.update(extra)
     changed = status != previous
     if changed:
         cluster.apply_pool_status(namespace, name, status)
     transitions = frozenset(changed_conditions(previous, status))
-    return Outcome(problem, status, changed, transitions, body)
+    before = (previous.get("autoscaling") or {}).get("replicas")
+    scaled = decision if decision is not None and decision.replicas != before else None
+    return Outcome(problem, status, changed, transitions, body, scaled, reading)
+
+
+def _mark_deletion_costs(
+    cluster: Cluster, pool: PoolSpec, reading: Reading, previous: Mapping[str, Any]
+) -> None:
+    assert reading.load is not None
+    previous_pods = (previous.get("load") or {}).get("pods")
+    prefix = names.child_name(pool.name, "worker") + "-"
+    for pod, cost in sorted(deletion_costs(reading.load, previous_pods, prefix).items()):
+        cluster.annotate("v1", "Pod", pool.namespace, pod, {DELETION_COST: str(cost)})
+
+
+def _read_load(
+    loads: Loads | None, pool: PoolSpec, seen: Mapping[tuple[str, str], Json | None]
+) -> Reading | None:
+    """The pool's load, if its Redis URL is known (the Secrets were read this pass)."""
+    if loads is None:
+        return None
+    url = _redis_url(pool, seen)
+    if url is None:
+        return Reading(None, "the Redis URL is not readable from its Secret")
+    return loads.read((pool.namespace, pool.name), url, pool.queues)
+
+
+def _redis_url(pool: PoolSpec, seen: Mapping[tuple[str, str], Json | None]) -> str | None:
+    """The URL the workers use (builders/pods.py), as the operator reaches it: the managed
+    Redis through its Service's cluster DNS name, an external one as its Secret says."""
+    if pool.redis.external_secret is not None:
+        secret, key = pool.redis.external_secret, pool.redis.external_key
+    else:
+        secret, key = names.child_name(pool.name, "redis"), REDIS_PASSWORD_KEY
+    obj = seen.get(("Secret", secret))
+    encoded = _data(obj).get(key) if obj is not None else None
+    if encoded is None:
+        return None
+    try:
+        value = base64.b64decode(encoded).decode()
+    except ValueError:
+        return None
+    if pool.redis.external_secret is not None:
+        return value if is_redis_url(value) else None
+    host = f"{names.child_name(pool.name, 'redis')}.{pool.namespace}.svc"
+    return f"redis://:{value}@{host}:{names.REDIS_PORT}/0"
+
+
+Seen = dict[tuple[str, str], Json | None]
 
 
 def _read_inputs(
     cluster: Cluster, pool: PoolSpec, owner: Owner, password: Callable[[], str]
-) -> tuple[builders.Digests, Problem | None]:
-    """Create missing generated Secrets, read every referenced object, digest their data."""
-    seen: dict[tuple[str, str], Json | None] = {}  # one GET per object per pass
+) -> tuple[builders.Digests, Seen, Problem | None]:
+    """Create missing generated Secrets, read every referenced object, digest their data;
+    returns what was read too (the Redis URL comes from it)."""
+    seen: Seen = {}  # one GET per object per pass
     for component in builders.generated_secret_components(pool):
         live, problem = _generated_secret(cluster, pool, owner, component, password)
         if problem is not None:
-            return {}, problem
+            return {}, seen, problem
         seen[("Secret", names.child_name(pool.name, component))] = live
 
     digests: dict[tuple[str, str], str] = {}
@@ -139,9 +226,9 @@ def _read_inputs(
         if problem is not None:
             problems.append(problem)
     if not problems:
-        return digests, None
+        return digests, seen, None
     message = "; ".join(p.message for p in problems)
-    return digests, Problem(problems[0].reason, message)
+    return digests, seen, Problem(problems[0].reason, message)
 
 
 def _generated_secret(

@@ -17,6 +17,7 @@ from workerpool_operator import profiles
 from workerpool_operator.errors import SpecError
 from workerpool_operator.fields import Fields
 from workerpool_operator.model import (
+    AutoscalingSpec,
     BeatSpec,
     Environment,
     FlowerSpec,
@@ -76,6 +77,8 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         if len(set(values)) != len(values):
             raise SpecError(f"spec.{field_name}", "contains duplicates")
 
+    concurrency = top.integer("concurrency", 1, 256, profile.concurrency)
+    autoscaling = _autoscaling(top, concurrency)
     return PoolSpec(
         name=name,
         namespace=namespace,
@@ -83,8 +86,14 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         image=check_image("spec.image", top.string("image")),
         image_pull_policy=top.optional_enum("imagePullPolicy", ("Always", "IfNotPresent", "Never")),
         worker_packages=packages,
-        replicas=top.integer("replicas", 0, 1000, profile.replicas),
-        concurrency=top.integer("concurrency", 1, 256, profile.concurrency),
+        # With autoscaling, the decision replaces it each pass (autoscale.py); render and a
+        # first pass start from the minimum.
+        replicas=(
+            autoscaling.min_replicas
+            if autoscaling is not None
+            else top.integer("replicas", 0, 1000, profile.replicas)
+        ),
+        concurrency=concurrency,
         queues=queues,
         resources=_resources(top, "resources", profile.worker),
         env=_env(top),
@@ -101,6 +110,37 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         flower=_flower(top.child("flower"), profile),
         redis=_redis(top.child("redis"), profile),
         pod=_pod(top),
+        autoscaling=autoscaling,
+    )
+
+
+def _autoscaling(top: Fields, concurrency: int) -> AutoscalingSpec | None:
+    """Mirror of the CRD's CEL rules: one owner of the worker count, and min <= max."""
+    if not top.has("autoscaling"):
+        return None
+    if top.has("replicas"):
+        raise SpecError(
+            "spec.autoscaling",
+            "spec.replicas and spec.autoscaling are mutually exclusive; remove replicas to let "
+            "the operator scale, or autoscaling to set replicas (Git, kubectl scale, an HPA or "
+            "KEDA)",
+        )
+    auto = top.child("autoscaling")
+    if not auto.has("maxReplicas"):
+        raise SpecError(f"{auto.path}.maxReplicas", "is required")
+    maximum = auto.integer("maxReplicas", 1, 1000, 1)
+    minimum = auto.integer("minReplicas", 0, 1000, 1)
+    if minimum > maximum:
+        raise SpecError(
+            f"{auto.path}.minReplicas", f"{minimum} must not exceed maxReplicas ({maximum})"
+        )
+    return AutoscalingSpec(
+        min_replicas=minimum,
+        max_replicas=maximum,
+        jobs_per_worker=auto.integer("jobsPerWorker", 1, 10000, concurrency),
+        scale_down_stabilization_seconds=auto.integer(
+            "scaleDownStabilizationSeconds", 0, 86400, 300
+        ),
     )
 
 

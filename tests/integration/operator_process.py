@@ -22,12 +22,16 @@ from tests.controlplane.harness import free_port
 from tests.controlplane.waiting import wait_for
 
 
-def local_args(args: Sequence[str], port: int) -> list[str]:
-    """`args` with the liveness endpoint moved to a free local port."""
-    return [
-        f"--liveness=http://127.0.0.1:{port}/healthz" if arg.startswith("--liveness=") else arg
-        for arg in args
-    ]
+def local_args(args: Sequence[str], port: int, metrics_port: int = 0) -> list[str]:
+    """`args` with the liveness endpoint and the metrics port moved to free local ports."""
+    moved = []
+    for arg in args:
+        if arg.startswith("--liveness="):
+            arg = f"--liveness=http://127.0.0.1:{port}/healthz"
+        elif arg.startswith("--metrics-port="):
+            arg = f"--metrics-port={metrics_port}"
+        moved.append(arg)
+    return moved
 
 
 class OperatorProcess:
@@ -37,6 +41,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.port = 0
+        self.metrics_port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -45,6 +50,7 @@ class OperatorProcess:
         script = shutil.which("workerpool", path=str(Path(sys.executable).parent))
         assert script is not None, "the `workerpool` console script is not installed"
         self.port = free_port()
+        self.metrics_port = free_port()
         env = {
             key: value
             for key, value in os.environ.items()
@@ -53,7 +59,7 @@ class OperatorProcess:
         env.update(KUBECONFIG=str(self.kubeconfig), PYTHONUNBUFFERED="1")
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [script, *local_args(self.args, self.port)],
+            [script, *local_args(self.args, self.port, self.metrics_port)],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

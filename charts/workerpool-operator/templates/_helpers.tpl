@@ -32,6 +32,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
+{{- /* The operations kit's labels: the operator's, without its component (each object sets one). */ -}}
+{{- define "workerpool-operator.kitLabels" -}}
+{{ include "workerpool-operator.selectorLabels" . }}
+app.kubernetes.io/part-of: workerpool
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end }}
+
 {{- define "workerpool-operator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "workerpool-operator.fullname" .) .Values.serviceAccount.name }}
@@ -82,6 +90,10 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+# Worker pods get a pod-deletion-cost annotation from their load: idle ones go first.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [patch]
 # Kopf posts warning Events about WorkerPools.
 - apiGroups: [""]
   resources: [events]

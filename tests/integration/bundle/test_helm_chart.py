@@ -78,6 +78,7 @@ def test_the_default_render_is_a_cluster_wide_operator_in_the_release_namespace(
         "operator",
         "--all-namespaces",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=9090",
     ]
 
 
@@ -115,7 +116,10 @@ def test_the_liveness_probe_asks_kopfs_health_endpoint() -> None:
     container = operator_container(render_chart())
 
     assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
-    assert container["ports"] == [{"name": "liveness", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "liveness", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "liveness"}
     assert "readinessProbe" not in container  # nothing routes traffic to the operator
@@ -152,6 +156,7 @@ def test_the_namespaced_values_give_roles_in_the_watched_namespace_only() -> Non
         "operator",
         "--namespace=workerpool-system",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=9090",
     ]
 
 
@@ -172,6 +177,7 @@ def test_custom_values_set_image_resources_ids_scheduling_and_one_role_per_names
         "--namespace=team-a",
         "--namespace=team-b",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=9090",
         "--verbose",
     ]
     assert pod["securityContext"]["runAsUser"] == 20000

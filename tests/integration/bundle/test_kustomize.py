@@ -83,6 +83,7 @@ def test_the_namespaced_variant_has_no_cluster_wide_rights_and_watches_its_names
         "operator",
         "--namespace=workerpool-system",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=9090",
     ]
     assert only(objects, "RoleBinding")["subjects"] == [
         {"kind": "ServiceAccount", "name": OPERATOR_NAME, "namespace": OPERATOR_NAMESPACE}

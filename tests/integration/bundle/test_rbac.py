@@ -59,6 +59,7 @@ NAMESPACED_NEEDS = [
     ("patch", "persistentvolumeclaims", ""),
     ("create", "events", ""),
     ("list", "pods", ""),  # container statuses of a component that is not ready
+    ("patch", "pods", ""),  # worker pods' deletion cost (autoscale.py)
 ]
 # Watched cluster-wide with --all-namespaces.
 CLUSTER_WIDE_NEEDS = [

@@ -30,14 +30,15 @@ SAMPLES = ROOT / "manifests" / "samples"
 
 Operator = OperatorProcess
 
-#: As the Deployment in manifests/operator runs it (liveness moved to a free local port), but
-#: re-checking pools every 2 s instead of 10 s: what no watch event announces (a deleted or
-#: restored Secret, a pod's container status) is then seen in seconds, not tens of seconds.
+#: As the Deployment in manifests/operator runs it (liveness and metrics moved to free local
+#: ports), but re-checking pools every 2 s instead of 10 s: what no watch event announces (a
+#: deleted or restored Secret, a pod's container status) is then seen in seconds, not tens.
 OPERATOR_ARGS = (
     "operator",
     "--all-namespaces",
     "--liveness=http://0.0.0.0:8080/healthz",
     "--resync-seconds=2",
+    "--metrics-port=9090",
 )
 
 

@@ -113,8 +113,15 @@ def test_a_sample_becomes_its_children_and_reports_its_state(
     table = kube.run("get", "wp", name)
     print(table)
     header, row = table.splitlines()[:2]
-    assert header.split() == ["NAME", "ENVIRONMENT", "DESIRED", "READY", "STATUS", "AGE"]
-    assert row.split()[: len(expected_row)] == expected_row
+    columns = ["NAME", "ENVIRONMENT", "DESIRED", "READY", "BACKLOG", "STATUS", "AGE"]
+    assert header.split() == columns
+    # Cut the row at the header's column starts: BACKLOG is empty while the operator cannot
+    # read the pool's Redis (a managed Redis is unreachable from this host).
+    starts = [header.index(column) for column in columns] + [len(row)]
+    cells = {c: row[a:b].strip() for c, a, b in zip(columns, starts, starts[1:], strict=False)}
+    shown = [cells[c] for c in ("NAME", "ENVIRONMENT", "DESIRED", "READY", "STATUS")]
+    assert shown[: len(expected_row)] == expected_row
+    assert cells["BACKLOG"] in ("", "<none>")
 
 
 def can_become_ready(kube: Kube, name: str, production: bool) -> bool:

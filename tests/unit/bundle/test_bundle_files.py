@@ -122,6 +122,7 @@ CURRENT_FIELDS = {
     "labels",
     "resources",
     "patches",
+    "configMapGenerator",  # current; the dashboard ConfigMap of manifests/monitoring
     "images",
     "components",
 }

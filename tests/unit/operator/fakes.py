@@ -20,6 +20,7 @@ class FakeCluster:
         self.created: list[Key] = []
         self.deleted: list[Key] = []
         self.status_writes = 0
+        self.annotated: list[tuple[str, dict[str, str]]] = []
         self.reject: dict[str, Exception] = {}  # kind -> error raised by apply
         self._uids = itertools.count(1)
 
@@ -104,6 +105,14 @@ class FakeCluster:
         if key in self.objects and self.objects[key]["metadata"]["uid"] == uid:
             del self.objects[key]
             self.deleted.append(key)
+
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None:
+        self.annotated.append((name, dict(annotations)))
+        live = self.objects.get((api_version, kind, namespace, name))
+        if live is not None:
+            live["metadata"].setdefault("annotations", {}).update(annotations)
 
     def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.status_writes += 1

@@ -124,6 +124,7 @@ def test_printer_columns_show_environment_replicas_status_and_age(version: dict[
     assert columns["Ready"] == ".status.readyReplicas"
     assert columns["Status"] == '.status.conditions[?(@.type=="Ready")].reason'
     assert columns["Age"] == ".metadata.creationTimestamp"
+    assert columns["Backlog"] == ".status.load.backlog"
 
 
 def test_cel_rules_cover_the_cross_field_constraints(version: dict[str, Any]) -> None:
@@ -133,6 +134,8 @@ def test_cel_rules_cover_the_cross_field_constraints(version: dict[str, Any]) ->
         "resources.requests.memory must not exceed resources.limits.memory",
         "value and valueFrom are mutually exclusive",
         "exactly one of secretRef or configMapRef",
+        "spec.replicas and spec.autoscaling are mutually exclusive",
+        "spec.autoscaling.minReplicas must not exceed maxReplicas",
     ):
         assert message in text
 

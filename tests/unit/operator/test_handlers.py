@@ -9,6 +9,8 @@ import pytest
 from workerpool_operator import handlers
 from workerpool_operator.coalesce import Coalescer
 from workerpool_operator.errors import ApiRejected, ApiUnavailable
+from workerpool_operator.metrics import PoolMetrics
+from workerpool_operator.redisload import LoadReader
 
 from tests.unit.operator.conftest import spec_of
 from tests.unit.operator.fakes import FakeCluster
@@ -26,7 +28,12 @@ class FailingCluster(FakeCluster):
 
 def memo_with(cluster: FakeCluster) -> kopf.Memo:
     memo = kopf.Memo()
-    memo[handlers.MEMO_KEY] = handlers.State(cluster=cluster, coalescer=Coalescer())  # type: ignore[arg-type]
+    memo[handlers.MEMO_KEY] = handlers.State(
+        cluster=cluster,  # type: ignore[arg-type]
+        coalescer=Coalescer(),
+        loads=LoadReader(),
+        metrics=PoolMetrics(),
+    )
     return memo
 
 

@@ -250,3 +250,56 @@ def test_the_operator_and_the_runtime_agree_on_every_time_zone(zone: str) -> Non
 def test_the_operator_and_the_runtime_agree_on_an_external_redis_url(url: str) -> None:
     runtime = accepts(lambda: Settings.from_env({"CELERY_BROKER_URL": url}), SettingsError)
     assert is_redis_url(url) == runtime
+
+
+def test_the_operator_reads_the_redis_keys_the_runtime_and_kombu_write() -> None:
+    """load.py may not import the runtime, so its copies of the key names are pinned here."""
+    from kombu.transport.redis import Channel
+    from workerpool_operator import load
+
+    from worker_runtime import job_stats, load_report
+    from worker_runtime.keys import Keys
+    from worker_runtime.queues import QUEUES as RUNTIME_QUEUES
+
+    keys = Keys()
+    assert keys.dead == load.DEAD
+    assert load.LOAD_KEY == load_report.LOAD_KEY
+    assert load.JOBS_KEY == job_stats.JOBS_KEY
+    assert load.DURATION_KEY == job_stats.DURATION_KEY
+    runtime_buckets = (*(job_stats.bucket(b) for b in job_stats.BUCKETS), "+Inf")
+    assert runtime_buckets == load.DURATION_BUCKETS
+    assert Channel.unacked_key == load.UNACKED
+    for queue in RUNTIME_QUEUES:
+        assert load.schedule_key(queue) == keys.schedule(queue)
+
+
+def test_a_worker_report_is_read_by_the_operator_as_written() -> None:
+    import json
+    from time import time
+
+    from workerpool_operator.load import load_from
+
+    from worker_runtime.load_report import LOAD_KEY
+
+    written: dict[str, str] = {}
+
+    class Recorder:
+        def hset(self, key: str, field: str, value: str) -> None:
+            assert key == LOAD_KEY
+            written[field] = value
+
+    from worker_runtime.load_report import report
+
+    now = time()
+    report(Recorder(), "shop-worker-1", {"default": {"reserved": 2, "running": 1}}, now, 15)  # type: ignore[arg-type]
+    replies: list[object] = [0, None, 0] * 3 + [
+        0,
+        0,
+        {k.encode(): v.encode() for k, v in written.items()},
+        {},
+        {},
+    ]
+    found = load_from(("critical", "default", "low"), replies, now + 1, {})
+    assert found.queues["default"].reserved == 2
+    assert found.queues["default"].running == 1
+    assert json.loads(written["shop-worker-1"])["expires"] == now + 15

@@ -154,3 +154,16 @@ def test_pool_names_that_cannot_prefix_service_names_are_rejected(name: str) -> 
 def test_a_missing_spec_is_rejected() -> None:
     with pytest.raises(SpecError, match="spec: is required"):
         parse_pool("shop", "apps", None)
+
+
+def test_autoscaling_defaults_to_one_to_max_at_one_job_per_process() -> None:
+    from workerpool_operator.model import AutoscalingSpec
+
+    pool = parse_pool("shop", "apps", spec_of(concurrency=6, autoscaling={"maxReplicas": 9}))
+    assert pool.autoscaling == AutoscalingSpec(1, 9, 6, 300)
+    assert pool.replicas == 1  # where a first pass and `workerpool render` start
+    scaled_to_zero = spec_of(
+        environment="production", autoscaling={"minReplicas": 0, "maxReplicas": 2}
+    )
+    assert parse_pool("shop", "apps", scaled_to_zero).replicas == 0
+    assert parse_pool("shop", "apps", spec_of()).autoscaling is None
