@@ -11,6 +11,7 @@ from kombu.entity import Exchange, Queue
 
 from worker_runtime.queues import DEFAULT, QUEUES
 from worker_runtime.settings import Settings
+from worker_runtime.transport import TRANSPORT
 
 
 def create_app(settings: Settings) -> Celery:
@@ -19,6 +20,8 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("workerpool", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker_url,
+        # kombu's Redis transport minus a client object built per command (transport.py).
+        broker_transport=TRANSPORT,
         result_backend=settings.result_backend,
         task_queues=[
             Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]

@@ -130,6 +130,9 @@ def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
             "Flower runs with authentication: set FLOWER_BASIC_AUTH=user:password (or --basic-auth)"
         )
     rt = _start("", loglevel, discover=False)
+    # Flower consumes nothing, and it picks its queue-length reader from the broker URL's
+    # scheme, which must stay `redis://`: plain kombu transport here.
+    rt.app.conf.broker_transport = None
     rt.app.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={basic_auth}"])
 
 
