@@ -10,6 +10,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from worker_runtime.queues import DEFAULT, QUEUES
+from worker_runtime.results import RESULT_BACKEND
 from worker_runtime.settings import Settings
 from worker_runtime.transport import TRANSPORT
 
@@ -22,7 +23,8 @@ def create_app(settings: Settings) -> Celery:
         broker_url=settings.broker_url,
         # kombu's Redis transport minus a client object built per command (transport.py).
         broker_transport=TRANSPORT,
-        result_backend=settings.result_backend,
+        # Celery's Redis backend, one round trip per state written (results.py).
+        result_backend=f"{RESULT_BACKEND}+{settings.result_backend}",
         task_queues=[
             Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]
             for q in QUEUES

@@ -2,12 +2,12 @@
 
 Four contenders, each a worker on its own Redis database: ours with its defaults; plain
 Celery with the same guarantees (target: 2x its rate, issue 14); plain Celery with the same
-guarantees and the
-two result settings ours also turns on (`task_track_started`: one more result write per job;
-`result_extended`: larger result documents), which separates the cost of those features from
-the cost of our code; and plain Celery with its own defaults (target: at least its rate).
-Worker CPU per job has a target too: at most 1 ms. All start once and are warmed up; then short rounds alternate between them
-(rotating who goes first), so a machine whose load changes by the minute hits all alike.
+guarantees and the two result settings ours also turns on (`task_track_started`: one more
+result write per job; `result_extended`: larger result documents), which separates the cost
+of those features from the cost of our code; and plain Celery with its own defaults (target:
+at least its rate). Worker CPU per job has a target too: at most 1 ms. All start once and are
+warmed up; then short rounds alternate between them (rotating who goes first), so a machine
+whose load changes by the minute hits all alike.
 A round: the backlog is prefilled in a side list while the worker idles in BRPOP, appears on
 `default` at once (RENAME), and the clock runs until nothing is queued or unacked. With late
 acks that means every job finished and its result was stored; with early acks (Celery's
