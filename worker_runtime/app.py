@@ -23,8 +23,7 @@ def create_app(settings: Settings) -> Celery:
         broker_url=settings.broker_url,
         # kombu's Redis transport minus a client object built per command (transport.py).
         broker_transport=TRANSPORT,
-        # Celery's Redis backend, one round trip per state written (results.py).
-        result_backend=f"{RESULT_BACKEND}+{settings.result_backend}",
+        result_backend=settings.result_backend,
         task_queues=[
             Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]
             for q in QUEUES
@@ -63,4 +62,8 @@ def create_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )
+    # Celery's Redis backend, one round trip per state written (results.py). Through
+    # `backend_cls`, not the `result_backend` setting: Celery reads CELERY_RESULT_BACKEND from
+    # the environment in preference to that setting, and deployments set it.
+    app.backend_cls = f"{RESULT_BACKEND}+{settings.result_backend}"
     return app

@@ -21,7 +21,15 @@ from typing import Any
 
 import psutil
 
-from tests.benchmarks import drain, enqueue, plain_celery, priority, profile, scheduled
+from tests.benchmarks import (
+    drain,
+    enqueue,
+    plain_celery,
+    priority,
+    profile,
+    prototype,
+    scheduled,
+)
 from tests.benchmarks.config import SCENARIOS, Config
 from tests.benchmarks.harness import OURS, REPO, Bench, BenchmarkError, progress
 from tests.benchmarks.report import Row, table, write_json
@@ -54,6 +62,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "and Redis commands go (tests/benchmarks/PROFILE.md)",
     )
     parser.add_argument("--profile-jobs", type=int, default=3000, help="jobs drained per profile")
+    parser.add_argument(
+        "--prototype",
+        action="store_true",
+        help="instead of the table: drain with other worker layouts for two slots, side by side "
+        "(tests/benchmarks/PROFILE.md); sizes from --profile-jobs and --runs",
+    )
     parser.add_argument(
         "--profile-systems",
         default=f"{OURS},{plain_celery.GUARANTEES}",
@@ -155,6 +169,9 @@ def run(config: Config, selected: list[str], keep_logs: bool = False) -> list[Ro
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.prototype:
+        prototype.run(args.profile_jobs, args.runs or 3)
+        return 0
     if args.profile:
         systems = [s.strip() for s in args.profile_systems.split(",") if s.strip()]
         bad = [s for s in systems if s != OURS and s not in plain_celery.PROFILES]

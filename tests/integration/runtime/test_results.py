@@ -7,6 +7,7 @@ import pytest
 from celery import states
 from celery.result import AsyncResult
 
+from worker_runtime.app import create_app
 from worker_runtime.results import ResultBackend
 from worker_runtime.runtime import Runtime
 
@@ -16,6 +17,20 @@ pytestmark = pytest.mark.integration
 def _calls(rt: Runtime, command: str) -> int:
     stats = rt.redis.info("commandstats").get(f"cmdstat_{command}", {"calls": 0})
     return int(stats["calls"])
+
+
+def test_the_backend_is_ours_even_when_the_environment_names_the_url(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery prefers CELERY_RESULT_BACKEND from the environment over its setting; every
+    deployment sets that variable."""
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", rt.settings.result_backend)
+    app = create_app(rt.settings)
+    try:
+        assert isinstance(app.backend, ResultBackend)
+    finally:
+        app.close()
+        rt.app.set_current()  # create_app made the new app current
 
 
 def test_each_state_is_one_script_call_and_reads_back_as_celery_wrote_it(rt: Runtime) -> None:
