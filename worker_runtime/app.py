@@ -12,7 +12,6 @@ from kombu.entity import Exchange, Queue
 from worker_runtime.queues import DEFAULT, QUEUES
 from worker_runtime.results import RESULT_BACKEND
 from worker_runtime.settings import Settings
-from worker_runtime.transport import TRANSPORT
 
 
 def create_app(settings: Settings) -> Celery:
@@ -21,8 +20,13 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("workerpool", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker_url,
-        # kombu's Redis transport minus a client object built per command (transport.py).
-        broker_transport=TRANSPORT,
+        # kombu's Redis transport (one reused client per channel, transport.py) and Celery's
+        # consumer, keeping unrunnable messages in the dead set instead of stopping the worker
+        # or dropping them (intake.py).
+        # Named, not imported: intake.py uses the runtime, which builds this app (the layers
+        # contract in pyproject.toml); kombu and Celery import them when a worker starts.
+        broker_transport="worker_runtime.intake:Transport",
+        worker_consumer="worker_runtime.intake:Consumer",
         result_backend=settings.result_backend,
         task_queues=[
             Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]
@@ -34,10 +38,12 @@ def create_app(settings: Settings) -> Celery:
         # Priorities"). Per-message `priority` on Redis is only emulated; it is not used.
         broker_transport_options={
             "queue_order_strategy": "priority",
+            # A lease, renewed by live workers every third of it (lease.py): a dead worker's
+            # jobs come back this long after its last renewal, a live worker's never.
             "visibility_timeout": settings.visibility_timeout,
             # kombu sweeps expired unacked messages only every interval * throttle seconds
-            # (10 * 10 by default) whatever the timeout; sweep at least once per timeout so a
-            # killed worker's jobs come back within about twice the visibility timeout.
+            # (10 * 10 by default) whatever the timeout; sweep every 10 s (or faster for a
+            # shorter lease) so recovery takes at most the lease plus 10 s.
             "unacked_restore_interval": min(10, settings.visibility_timeout),
             "unacked_restore_throttle": 1,
         },

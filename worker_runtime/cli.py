@@ -10,16 +10,21 @@ entry points, so this package never imports the operator.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import click
+import redis
 
 from worker_runtime import runtime
-from worker_runtime.dead import DeadJobs
+from worker_runtime.dead import DeadJobError, DeadJobs
 from worker_runtime.heartbeat import age, heartbeat_path
 from worker_runtime.logger import configure_logging
 from worker_runtime.queues import QUEUES, UnknownQueueError, parse_queue_list
@@ -28,6 +33,35 @@ from worker_runtime.schedule_set import ScheduleSet
 from worker_runtime.settings import Settings, SettingsError
 
 EXAMPLES = "worker_runtime.examples"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Tool commands: a bad setting or an unreachable Redis is one line and exit 1, never a
+    traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (SettingsError, DeadJobError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except redis.RedisError as exc:
+            # Settings parsed before Redis was reached, so reading them again cannot fail.
+            url = Settings.from_env().broker_url
+            raise click.ClickException(
+                f"cannot use Redis at {_without_password(url)}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    return wrapper
+
+
+def _without_password(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}" if rest else url
+
 
 packages_option = click.option(
     "--packages",
@@ -123,16 +157,21 @@ def beat(packages: str, loglevel: str) -> None:
     help="user:password for Flower's basic auth [env: FLOWER_BASIC_AUTH]. Required.",
 )
 def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
-    """Run the Flower dashboard, with basic authentication."""
-    user, _, password = basic_auth.partition(":")
-    if not user or not password:
-        raise click.ClickException(
-            "Flower runs with authentication: set FLOWER_BASIC_AUTH=user:password (or --basic-auth)"
-        )
+    """Run the Flower dashboard, with basic authentication (on /metrics too, unless
+    FLOWER_METRICS_PUBLIC=true)."""
+    from worker_runtime import dashboard
+
+    try:
+        dashboard.check_credentials(basic_auth)
+        public = dashboard.metrics_public(os.environ)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
     rt = _start("", loglevel, discover=False)
     # Flower consumes nothing, and it picks its queue-length reader from the broker URL's
     # scheme, which must stay `redis://`: plain kombu transport here.
     rt.app.conf.broker_transport = None
+    if not public:
+        dashboard.protect_metrics()
     rt.app.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={basic_auth}"])
 
 
@@ -143,6 +182,20 @@ def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
 @click.option("--flower-port", type=int, default=5555, show_default=True)
 @click.option("--flower-address", default="127.0.0.1", show_default=True)
 @click.option("--basic-auth", envvar="FLOWER_BASIC_AUTH", default=None)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds running jobs get to finish on Ctrl-C/SIGTERM before the worker is killed.",
+)
+@click.option(
+    "--redis-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".workerpool/redis"),
+    show_default=True,
+    help="Where the embedded Redis keeps its data across restarts.",
+)
 def up(
     packages: str,
     loglevel: str,
@@ -150,12 +203,26 @@ def up(
     flower_port: int,
     flower_address: str,
     basic_auth: str | None,
+    grace: float,
+    redis_dir: Path,
 ) -> None:
-    """Run worker, beat and Flower here (and Redis, unless CELERY_BROKER_URL is set)."""
+    """Run worker, beat and Flower here (and Redis, unless CELERY_BROKER_URL is set).
+
+    Ctrl-C or SIGTERM is a warm shutdown: running jobs finish (up to --grace seconds), then
+    beat, Flower and Redis stop, in that order."""
     from worker_runtime.local.embedded_redis import RedisBinaryMissingError
     from worker_runtime.local.stack import StackOptions, run_stack
 
-    options = StackOptions(packages, concurrency, flower_port, flower_address, loglevel, basic_auth)
+    options = StackOptions(
+        packages,
+        concurrency,
+        flower_port,
+        flower_address,
+        loglevel,
+        basic_auth,
+        grace=grace,
+        redis_dir=redis_dir,
+    )
     try:
         code = run_stack(options, click.echo)
     except RedisBinaryMissingError as exc:
@@ -166,6 +233,7 @@ def up(
 @cli.command()
 @click.option("--component", type=click.Choice(["worker", "beat"]), required=True)
 @click.option("--max-age", type=float, default=60.0, show_default=True)
+@one_line_errors
 def health(component: str, max_age: float) -> None:
     """Exit 0 if the component's heartbeat is fresh (for Kubernetes probes)."""
     settings = Settings.from_env()
@@ -180,6 +248,7 @@ def health(component: str, max_age: float) -> None:
 
 
 @cli.command()
+@one_line_errors
 def scheduled() -> None:
     """Show jobs waiting in the schedule set: per queue and per worker."""
     rt = runtime.configure(Settings.from_env())
@@ -201,20 +270,25 @@ def dead() -> None:
 
 @dead.command("list")
 @click.option("--limit", type=int, default=50, show_default=True)
+@one_line_errors
 def dead_list(limit: int) -> None:
     rt = runtime.configure(Settings.from_env())
     store = DeadJobs(rt.redis, rt.keys)
     click.echo(f"{store.count()} dead job(s)")
     for job in store.list(limit):
         click.echo(
-            f"{job.id}  {job.task}  attempts={job.attempts}  "
+            f"{job.id}  {job.task}  attempts={job.attempts}  queue={job.queue}  "
             f"failed={_when(job.failed_at)}  {job.error}"
         )
+        if job.raw is not None:
+            cut = " (truncated)" if job.raw_truncated else ""
+            click.echo(f"    raw{cut}: {job.raw[:200]!r}")
 
 
 @dead.command("retry")
 @click.argument("job_ids", nargs=-1)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
+@one_line_errors
 def dead_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
     rt = runtime.configure(Settings.from_env())
     store = DeadJobs(rt.redis, rt.keys)
@@ -229,6 +303,7 @@ def dead_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
 
 @dead.command("purge")
 @click.argument("job_id", required=False)
+@one_line_errors
 def dead_purge(job_id: str | None) -> None:
     rt = runtime.configure(Settings.from_env())
     click.echo(f"purged {DeadJobs(rt.redis, rt.keys).purge(job_id)} dead job(s)")

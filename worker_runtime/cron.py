@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 
 class CronError(ValueError):
@@ -37,9 +37,15 @@ def check_expression(expr: str, *, seconds: bool = False) -> str:
         want = "5 fields (or 6 with seconds first)" if seconds else "5 fields"
         raise CronError(f"{expr!r} has {len(fields)} fields; cron needs {want}")
     try:
-        croniter(expr, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6)
+        it = croniter(expr, datetime(2000, 1, 1), second_at_beginning=len(fields) == 6)
     except (ValueError, KeyError) as exc:  # croniter raises subclasses of both
         raise CronError(f"{expr!r} is not a valid cron expression: {exc}") from exc
+    try:
+        # croniter parses `0 2 30 2 *` (February 30th) happily and fails only when asked for
+        # a fire time; ask once here, from a leap year, so it fails at definition instead.
+        it.get_next(datetime)
+    except CroniterBadDateError:
+        raise CronError(f"{expr!r} never fires (no date matches it)") from None
     return expr
 
 

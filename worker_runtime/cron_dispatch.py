@@ -85,22 +85,37 @@ class CronDispatcher:
                 self._catch_up(worker, start)
 
     def run_due(self, now: datetime) -> list[Fired]:
-        """Fire every tick in (cursor, now] of every schedule; return what happened."""
+        """Fire every tick in (cursor, now] of every schedule; return what happened.
+
+        A schedule that fails (its keys damaged in Redis, say) is logged with its name and
+        retried on the next pass; it never keeps the others from firing. Losing Redis
+        altogether is the caller's to handle, so connection errors propagate.
+        """
         fired: list[Fired] = []
         for worker in self._workers:
-            expr = worker.cron_schedule
-            assert expr is not None
-            tick = next_fire(expr, self._cursor[worker.task_name], self._zone)
-            while tick <= now:
-                if now - tick > MISFIRE_GRACE:
-                    log.warning(
-                        "%s: missed cron tick %s (beat was stalled)", worker.task_name, tick
-                    )
-                else:
-                    fired.append(self._fire(worker, tick))
-                self._cursor[worker.task_name] = tick
-                tick = next_fire(expr, tick, self._zone)
+            try:
+                self._run_schedule(worker, now, fired)
+            except redis.ConnectionError:
+                raise
+            except Exception:
+                log.exception(
+                    "%s: cron schedule %r failed; retrying next pass, other schedules go on",
+                    worker.task_name,
+                    worker.cron_schedule,
+                )
         return fired
+
+    def _run_schedule(self, worker: type[Worker], now: datetime, fired: list[Fired]) -> None:
+        expr = worker.cron_schedule
+        assert expr is not None
+        tick = next_fire(expr, self._cursor[worker.task_name], self._zone)
+        while tick <= now:
+            if now - tick > MISFIRE_GRACE:
+                log.warning("%s: missed cron tick %s (beat was stalled)", worker.task_name, tick)
+            else:
+                fired.append(self._fire(worker, tick))
+            self._cursor[worker.task_name] = tick
+            tick = next_fire(expr, tick, self._zone)
 
     def next_tick(self) -> datetime | None:
         ticks = [

@@ -1,14 +1,19 @@
-"""The dead-job store: jobs that failed their last retry, kept in Redis for a person to act on.
+"""The dead-job store: jobs that failed their last retry, and messages that cannot run, kept in
+Redis for a person to act on.
 
-Owns the record format and list/retry/purge. A job reaches it only from `execution.py`, after
-its final attempt, so nothing is dropped silently. Bounded like Sidekiq's dead set: beyond
-`max_jobs` the oldest records go.
+Owns the record format and list/retry/purge. Jobs reach it from `execution.py` after their final
+attempt (an exception, a lost worker process, a result JSON cannot carry); messages that are
+not runnable jobs (not JSON, not an envelope, an unknown task) reach it from `intake.py` with
+their raw body, so nothing is dropped silently. Bounded like Sidekiq's dead set: beyond
+`max_jobs` the oldest records go. Must not run jobs or decide retries.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import redis
@@ -16,6 +21,15 @@ import redis
 from worker_runtime.enqueue import push
 from worker_runtime.keys import Keys
 from worker_runtime.messages import build_message
+from worker_runtime.queues import DEFAULT, QUEUES
+
+#: Bytes of an unrunnable message's body kept in its record: enough to see what it was, not
+#: enough for one huge bad message to fill Redis.
+RAW_LIMIT = 64 * 1024
+
+
+class DeadJobError(ValueError):
+    """A dead record that cannot be retried as it is (its raw body was truncated)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,32 @@ class DeadJob:
     attempts: int
     started_at: float
     failed_at: float
+    #: The message exactly as it came off the queue, for messages that never became a job
+    #: (None for jobs that ran). Retry puts it back unchanged.
+    raw: str | None = field(default=None)
+    raw_truncated: bool = False
+
+
+def unrunnable(raw: bytes | str, reason: str, queue: str, headers: Any = None) -> DeadJob:
+    """The dead record of a message that cannot run, keeping its body up to RAW_LIMIT bytes."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+    head = headers if isinstance(headers, dict) else {}
+    job_id, task = head.get("id"), head.get("task")
+    now = time.time()
+    return DeadJob(
+        id=job_id if isinstance(job_id, str) and job_id else f"unrunnable-{uuid.uuid4()}",
+        task=task if isinstance(task, str) else "(not a job)",
+        queue=queue if queue in QUEUES else DEFAULT,
+        args=[],
+        kwargs={},
+        error=reason,
+        traceback="",
+        attempts=0,
+        started_at=now,
+        failed_at=now,
+        raw=data[:RAW_LIMIT].decode("utf-8", "replace"),
+        raw_truncated=len(data) > RAW_LIMIT,
+    )
 
 
 class DeadJobs:
@@ -65,13 +105,25 @@ class DeadJobs:
         return None if raw is None else DeadJob(**json.loads(raw))
 
     def retry(self, job_id: str) -> bool:
-        """Queue the job again under the same id, with a fresh retry budget."""
+        """Queue the job again under the same id, with a fresh retry budget.
+
+        An unrunnable message goes back exactly as it came (it may run now, e.g. after a deploy
+        added its task); one whose body was truncated cannot, and raises DeadJobError.
+        """
         job = self.get(job_id)
         if job is None:
             return False
-        message = build_message(
-            task_name=job.task, job_id=job.id, queue=job.queue, args=job.args, kwargs=job.kwargs
-        )
+        if job.raw is not None:
+            if job.raw_truncated:
+                raise DeadJobError(
+                    f"{job_id}: its body was longer than {RAW_LIMIT} bytes and was truncated; "
+                    "it cannot be retried, only purged"
+                )
+            message = job.raw
+        else:
+            message = build_message(
+                task_name=job.task, job_id=job.id, queue=job.queue, args=job.args, kwargs=job.kwargs
+            )
         push(self._client, job.queue, message)
         self._remove(job_id)
         return True

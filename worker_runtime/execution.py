@@ -1,29 +1,36 @@
 """Running a job inside a Celery worker: the task per Worker, retries and the dead store.
 
-Owns what happens when `perform` raises: schedule the retry in the schedule set (not as a
-Celery ETA message) or, after the last attempt, record the job as dead. Then Celery's own
-`Retry`/failure handling sets the result state and acks. Must not validate arguments (done
-at enqueue) nor decide delays (backoff.py does).
+Owns what happens when an attempt fails: `perform` raised, its previous run lost its worker
+(lost.py tells), or it returned a value JSON cannot carry. The retry goes to the schedule set
+(not a Celery ETA message) or, after the last attempt, the job is recorded as dead. Then
+Celery's own `Retry`/failure handling sets the result state and acks. Must not validate
+arguments (done at enqueue) nor decide delays (backoff.py does).
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Celery, Task
 from celery.exceptions import Retry
+from kombu.utils import json
 
 from worker_runtime import runtime
 from worker_runtime.backoff import retry_delay
 from worker_runtime.cron_dispatch import release_overlap
 from worker_runtime.dead import DeadJob, DeadJobs
 from worker_runtime.logger import Logger
+from worker_runtime.lost import LossAwareRequest, previous_run_lost
 from worker_runtime.messages import build_message
 from worker_runtime.schedule_set import schedule
 from worker_runtime.worker import Worker
+
+#: The serializer Celery stores results with (kombu's JSON, untyped).
+_result_json: Callable[[Any], str] = json.dumps
 
 
 def make_task(app: Celery, worker: type[Worker]) -> Task:
@@ -50,7 +57,10 @@ def make_task(app: Celery, worker: type[Worker]) -> Task:
         shared=False,
         name=worker.task_name,
         acks_late=True,
+        # A dead pool process requeues the message; lost.py and run_job count that run as a
+        # failed attempt when it comes back.
         reject_on_worker_lost=True,
+        Request=LossAwareRequest,
         # Retries are counted here, not by Celery's `max_retries`, and arguments were
         # checked at enqueue, so Celery's own call-time type check is off.
         max_retries=None,
@@ -58,62 +68,98 @@ def make_task(app: Celery, worker: type[Worker]) -> Task:
     )
 
 
+class WorkerLostJobError(RuntimeError):
+    """The previous run of this attempt never finished: its worker process or pod was lost."""
+
+
+class JobResultError(TypeError):
+    """`perform` returned a value the JSON result backend cannot store."""
+
+
 def run_job(task: Task, worker: type[Worker], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     attempt = int(task.request.retries or 0)
     job_id = str(task.request.id)
     started = time.time()
+    lost = previous_run_lost(task)
+    if lost is not None:
+        # Not run again now: that is what loops forever when the job itself kills its process.
+        _failed(worker, job_id, args, kwargs, attempt, started, WorkerLostJobError(lost), "")
     try:
         result = worker.perform(*args, **kwargs)
     except Exception as exc:
-        rt = runtime.current()
-        if attempt < worker.max_retries:
-            delay = retry_delay(
-                attempt + 1, exponential=worker.retry_backoff, cap=worker.retry_backoff_max
-            )
-            schedule(
-                rt.redis,
-                rt.keys,
-                queue=worker.queue,
-                job_id=job_id,
-                message=build_message(
-                    task_name=worker.task_name,
-                    job_id=job_id,
-                    queue=worker.queue,
-                    args=args,
-                    kwargs=kwargs,
-                    retries=attempt + 1,
-                ),
-                due=datetime.now(UTC) + timedelta(seconds=delay),
-                result_ttl=rt.settings.result_expires,
-            )
-            Logger.warning(
-                message=f"{worker.task_name}[{job_id}] failed ({type(exc).__name__}: {exc}); "
-                f"retry {attempt + 1}/{worker.max_retries} in {delay:.1f}s"
-            )
-            # Celery records the RETRY state and acks; the retry itself is already in Redis.
-            raise Retry(message=f"retry in {delay:.1f}s", exc=exc, when=delay) from exc
-        DeadJobs(rt.redis, rt.keys, rt.settings.dead_max_jobs).add(
-            DeadJob(
-                id=job_id,
-                task=worker.task_name,
-                queue=worker.queue,
-                args=list(args),
-                kwargs=dict(kwargs),
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
-                attempts=attempt + 1,
-                started_at=started,
-                failed_at=time.time(),
-            )
+        _failed(worker, job_id, args, kwargs, attempt, started, exc, traceback.format_exc())
+    try:
+        # The serializer Celery uses for results; it fails after the task returns, leaving a
+        # FAILURE with no dead record, so check here where the failure can be handled.
+        _result_json(result)
+    except (TypeError, ValueError) as exc:
+        problem = JobResultError(
+            f"{worker.task_name}.perform returned a {type(result).__name__}, which the JSON "
+            f"result backend cannot store ({exc}); return plain JSON"
         )
-        Logger.error(
-            message=f"{worker.task_name}[{job_id}] died after {attempt + 1} attempt(s): "
-            f"{type(exc).__name__}: {exc}"
-        )
-        _finish(worker, job_id)
-        raise
+        _failed(worker, job_id, args, kwargs, attempt, started, problem, "")
     _finish(worker, job_id)
     return result
+
+
+def _failed(
+    worker: type[Worker],
+    job_id: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    attempt: int,
+    started: float,
+    exc: Exception,
+    trace: str,
+) -> NoReturn:
+    """Schedule the next attempt, or dead-set the job after the last; always raises."""
+    rt = runtime.current()
+    if attempt < worker.max_retries:
+        delay = retry_delay(
+            attempt + 1, exponential=worker.retry_backoff, cap=worker.retry_backoff_max
+        )
+        schedule(
+            rt.redis,
+            rt.keys,
+            queue=worker.queue,
+            job_id=job_id,
+            message=build_message(
+                task_name=worker.task_name,
+                job_id=job_id,
+                queue=worker.queue,
+                args=args,
+                kwargs=kwargs,
+                retries=attempt + 1,
+            ),
+            due=datetime.now(UTC) + timedelta(seconds=delay),
+            result_ttl=rt.settings.result_expires,
+        )
+        Logger.warning(
+            message=f"{worker.task_name}[{job_id}] failed ({type(exc).__name__}: {exc}); "
+            f"retry {attempt + 1}/{worker.max_retries} in {delay:.1f}s"
+        )
+        # Celery records the RETRY state and acks; the retry itself is already in Redis.
+        raise Retry(message=f"retry in {delay:.1f}s", exc=exc, when=delay) from exc
+    DeadJobs(rt.redis, rt.keys, rt.settings.dead_max_jobs).add(
+        DeadJob(
+            id=job_id,
+            task=worker.task_name,
+            queue=worker.queue,
+            args=list(args),
+            kwargs=dict(kwargs),
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=trace,
+            attempts=attempt + 1,
+            started_at=started,
+            failed_at=time.time(),
+        )
+    )
+    Logger.error(
+        message=f"{worker.task_name}[{job_id}] died after {attempt + 1} attempt(s): "
+        f"{type(exc).__name__}: {exc}"
+    )
+    _finish(worker, job_id)
+    raise exc
 
 
 def _finish(worker: type[Worker], job_id: str) -> None:

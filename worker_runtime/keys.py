@@ -47,6 +47,11 @@ class Keys:
         """
         return f"{self.prefix}:cron:last:{task_name}"
 
+    def lost(self, job_id: str, attempt: int) -> str:
+        """Why attempt `attempt` (0 = first run) of `job_id` lost its worker process, e.g.
+        "killed by SIGKILL", written by the worker's main process for the redelivered run."""
+        return f"{self.prefix}:lost:{job_id}:{attempt}"
+
     def running(self, task_name: str) -> str:
         """Held while a cron job of an `overlap = "forbid"` worker is queued or running."""
         return f"{self.prefix}:cron:running:{task_name}"

@@ -30,10 +30,10 @@ class Settings:
     timezone: str = "UTC"
     #: Prefix of every key this project adds to Redis (schedule, dead jobs, cron ticks).
     key_prefix: str = "workerpool"
-    #: Seconds a started job may run before Redis hands it to another worker. With no ETA
-    #: messages in the broker (delays live in the schedule set) it only has to exceed the
-    #: longest job, not the longest delay (celery#2599).
-    visibility_timeout: int = 3600
+    #: Lease of a delivered job, in seconds: a live worker renews it every third of this, so
+    #: only a dead worker's jobs are redelivered, this long after its last renewal. Unrelated
+    #: to job length (lease.py) and to delays (they live in the schedule set, celery#2599).
+    visibility_timeout: int = 60
     log_format: Literal["text", "json"] = "text"
     state_dir: Path = field(default=Path("/tmp/workerpool"))
     #: Accept six-field cron expressions (seconds first). Meant for tests and demos.
@@ -61,7 +61,7 @@ class Settings:
             worker_packages=_csv(env.get("WORKER_PACKAGES", "")),
             timezone=env.get("WORKERPOOL_TIMEZONE") or "UTC",
             key_prefix=env.get("WORKERPOOL_KEY_PREFIX") or "workerpool",
-            visibility_timeout=_positive_int(env, "WORKERPOOL_VISIBILITY_TIMEOUT", 3600),
+            visibility_timeout=_positive_int(env, "WORKERPOOL_VISIBILITY_TIMEOUT", 60),
             log_format=_log_format(env.get("WORKERPOOL_LOG_FORMAT") or "text"),
             state_dir=Path(env.get("WORKERPOOL_STATE_DIR") or "/tmp/workerpool"),
             cron_seconds=_flag(env, "WORKERPOOL_CRON_SECONDS"),

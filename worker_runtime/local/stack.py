@@ -1,8 +1,12 @@
 """`workerpool up`: worker, beat and Flower on this machine, plus Redis when none is set.
 
-Owns process supervision only: start children in order, stop them in reverse on Ctrl-C or
-SIGTERM (the worker gets a warm shutdown), and never leave one behind. Each child runs the same
-`workerpool` CLI a container would, so local and cluster behave alike.
+Owns process supervision only: start children in order and, on Ctrl-C or SIGTERM, stop them
+warmly: the worker first, with SIGTERM to its main process only (Celery's warm shutdown: it
+stops fetching and lets running jobs finish, for at most `grace` seconds, then it is killed),
+then beat and Flower, and Redis last, so nothing that still runs loses its Redis. A second
+Ctrl-C skips the grace. Never leaves a process behind. Each child runs the same `workerpool`
+CLI a container would, so local and cluster behave alike. The embedded Redis keeps its data in
+`redis_dir`, so queued and scheduled jobs survive a restart of `up`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from worker_runtime.local.embedded_redis import EmbeddedRedis
 
@@ -31,6 +36,10 @@ class StackOptions:
     flower_address: str
     loglevel: str
     credentials: str | None
+    #: Seconds running jobs get to finish after Ctrl-C/SIGTERM before the worker is killed.
+    grace: float = 60.0
+    #: Where the embedded Redis keeps its data.
+    redis_dir: Path = Path(".workerpool/redis")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -50,11 +59,15 @@ def _spawn(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[byte
     )
 
 
-def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:
+# One start-supervise-stop sequence; its branches are the stack's states, kept in one place.
+def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:  # noqa: C901
     stopping = False
+    hurry = False
 
     def request_stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
+        nonlocal stopping, hurry
+        if stopping:
+            hurry = True
         stopping = True
 
     signal.signal(signal.SIGINT, request_stop)
@@ -63,9 +76,12 @@ def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:
     env = dict(os.environ, WORKER_PACKAGES=options.packages)
     redis_server: EmbeddedRedis | None = None
     if not env.get("CELERY_BROKER_URL"):
-        redis_server = EmbeddedRedis().start()
+        redis_server = EmbeddedRedis(data_dir=options.redis_dir).start()
         env["CELERY_BROKER_URL"] = env["CELERY_RESULT_BACKEND"] = redis_server.url()
-        echo(f"Started embedded Redis at {redis_server.url()} (no CELERY_BROKER_URL was set)")
+        echo(
+            f"Started embedded Redis at {redis_server.url()} with its data in "
+            f"{options.redis_dir} (no CELERY_BROKER_URL was set)"
+        )
     credentials = options.credentials or f"admin:{secrets.token_urlsafe(12)}"
     env["FLOWER_BASIC_AUTH"] = credentials
 
@@ -99,24 +115,41 @@ def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:
                     stopping = True
             time.sleep(0.2)
     finally:
-        _stop_all([child for _, child in reversed(children)])
+        if children:
+            echo(
+                f"Stopping: running jobs get up to {options.grace:.0f}s to finish "
+                "(Ctrl-C again to skip)"
+            )
+        for name, child in children:
+            # In start order: worker, beat, Flower; each finished before the next is asked.
+            _stop(name, child, options.grace if name == "worker" else 10.0, lambda: hurry, echo)
         if redis_server is not None:
             redis_server.stop()
+            echo("stopped Redis")
     return 0 if all(child.returncode in (0, -signal.SIGTERM) for _, child in children) else 1
 
 
-def _stop_all(children: Sequence[subprocess.Popen[bytes]], grace: float = 30.0) -> None:
-    for child in children:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
+def _stop(
+    name: str,
+    child: subprocess.Popen[bytes],
+    grace: float,
+    hurry: Callable[[], bool],
+    echo: Callable[[str], None],
+) -> None:
+    """SIGTERM to the main process only: its pool children keep running their jobs while it
+    shuts down warmly (SIGTERM to the whole group would kill them at once). Then SIGKILL to
+    the group after `grace`, or at once on a second Ctrl-C."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-    for child in children:
-        # A warm-shut-down worker's pool children may outlive it briefly: sweep the group.
+    while child.poll() is None and time.monotonic() < deadline and not hurry():
+        time.sleep(0.1)
+    if child.poll() is None:
+        echo(f"{name} did not stop within {grace:.0f}s; killing it")
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    # A warm-shut-down worker's pool children may outlive it briefly: sweep the group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    echo(f"stopped {name} (status {child.returncode})")

@@ -41,4 +41,5 @@ def test_the_readme_worker_and_job_examples_run_as_written(
     exec(compile(use, str(README), "exec"), namespace)
 
     assert namespace["result"].get(timeout=30) == {"user_id": 123, "status": "completed"}
-    assert rt.redis.zcard(rt.keys.schedule("default")) == 2  # perform_in + perform_at
+    # perform_in, perform_at with an aware and with a naive (local) datetime
+    assert rt.redis.zcard(rt.keys.schedule("default")) == 3

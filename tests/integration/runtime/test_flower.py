@@ -74,3 +74,26 @@ def test_workerpool_flower_without_credentials_exits_saying_to_set_flower_basic_
 
     assert done.returncode != 0
     assert "set FLOWER_BASIC_AUTH=user:password" in done.stderr, done.stderr
+
+
+def test_metrics_need_the_same_credentials_as_every_other_page(spawn: Spawn) -> None:
+    url = _flower(spawn)
+
+    assert requests.get(f"{url}/metrics", timeout=30).status_code == 401
+    assert requests.get(f"{url}/metrics", auth=("user", "wrong"), timeout=30).status_code == 401
+    scraped = requests.get(f"{url}/metrics", auth=CREDENTIALS, timeout=30)
+    assert scraped.status_code == 200
+    assert "flower_" in scraped.text
+
+
+def test_metrics_are_public_only_with_the_explicit_opt_out(spawn: Spawn) -> None:
+    port = free_port()
+    spawn(
+        "flower",
+        f"--port={port}",
+        extra_env={"FLOWER_BASIC_AUTH": ":".join(CREDENTIALS), "FLOWER_METRICS_PUBLIC": "true"},
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    assert requests.get(f"{url}/metrics", timeout=30).status_code == 200
+    assert requests.get(f"{url}/api/workers", timeout=30).status_code == 401

@@ -13,7 +13,7 @@ from celery.result import AsyncResult
 
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn, ran
-from tests.integration.runtime.jobs.recording import AlwaysFails, Flaky
+from tests.integration.runtime.jobs.recording import AlwaysFails, Flaky, ReturnsASet
 from worker_runtime.backoff import backoff_ceiling
 from worker_runtime.dead import DeadJobs
 from worker_runtime.runtime import Runtime
@@ -132,3 +132,18 @@ def test_a_job_that_always_fails_is_dead_after_its_retries_and_the_cli_lists_ret
     assert workerpool(env, "dead", "purge").strip() == "purged 1 dead job(s)"
     assert store.count() == 0
     assert workerpool(env, "dead", "list").splitlines() == ["0 dead job(s)"]
+
+
+def test_a_return_value_json_cannot_store_fails_visibly_in_the_dead_set(
+    rt: Runtime, spawn: Spawn
+) -> None:
+    spawn("worker", "--concurrency=1")
+    result = ReturnsASet.perform_async(key="k")
+    store = DeadJobs(rt.redis, rt.keys)
+
+    dead = wait_for(lambda: store.get(result.id), timeout=60, message="the job's dead record")
+    assert dead is not None
+    assert dead.error.startswith("JobResultError: ")
+    assert "returned a set, which the JSON result backend cannot store" in dead.error
+    wait_for(lambda: result.state == "FAILURE", timeout=30, message="the FAILURE state")
+    assert len(ran(rt.redis, "returns_set")) == 1

@@ -77,6 +77,47 @@ CASES = {
         },
         names=("'mail.send'", f"{PACKAGE}.first.SendMail", f"{PACKAGE}.second.SendMailToo"),
     ),
+    "a-cron-string-that-never-fires": Case(
+        modules={"feb30": worker("Feb30", 'cron_schedule = "0 2 30 2 *"')},
+        names=(f"{PACKAGE}.feb30.Feb30", "'0 2 30 2 *'", "never fires"),
+    ),
+    "a-cron-overlap-timeout-of-zero": Case(
+        modules={"held": worker("Held", "cron_overlap_timeout = 0")},
+        names=(f"{PACKAGE}.held.Held", "cron_overlap_timeout", "got 0"),
+    ),
+    "a-nan-backoff-cap": Case(
+        modules={"nan": worker("NaNCap", 'retry_backoff_max = float("nan")')},
+        names=(f"{PACKAGE}.nan.NaNCap", "retry_backoff_max", "finite", "nan"),
+    ),
+    "a-cron-worker-whose-perform-needs-arguments": Case(
+        modules={
+            "report": textwrap.dedent("""\
+                from worker_runtime import Worker
+
+
+                class Report(Worker):
+                    cron_schedule = "0 2 * * *"
+
+                    @classmethod
+                    def perform(cls, user_id: int) -> None:
+                        pass
+                """)
+        },
+        names=(f"{PACKAGE}.report.Report", "cron worker", "perform(user_id"),
+    ),
+    "a-perform-without-classmethod": Case(
+        modules={
+            "plain": textwrap.dedent("""\
+                from worker_runtime import Worker
+
+
+                class Plain(Worker):
+                    def perform(self, user_id: int) -> None:
+                        pass
+                """)
+        },
+        names=(f"{PACKAGE}.plain.Plain", "perform must be a @classmethod"),
+    ),
     "an-unknown-queue-on-the-command-line": Case(
         modules={"fine": worker("Fine")},
         args=("--queues", "critical,urgent"),
@@ -111,3 +152,75 @@ def test_worker_start_up_fails_with_one_line_naming_the_culprit(
     assert lines[0].startswith("Error: "), lines[0]
     for name in case.names:
         assert name in lines[0], f"{name!r} not named in: {lines[0]}"
+
+
+#: Replaced by the URL of a port where nothing listens.
+REDIS_DOWN = {"CELERY_BROKER_URL": "DOWN"}
+
+TOOL_CASES = {
+    "dead-list-with-redis-down": (
+        ("dead", "list"),
+        REDIS_DOWN,
+        "cannot use Redis",
+    ),
+    "dead-retry-with-redis-down": (
+        ("dead", "retry", "--all"),
+        REDIS_DOWN,
+        "cannot use Redis",
+    ),
+    "dead-purge-with-redis-down": (("dead", "purge"), REDIS_DOWN, "cannot use"),
+    "scheduled-with-redis-down": (
+        ("scheduled",),
+        REDIS_DOWN,
+        "cannot use Redis",
+    ),
+    "dead-list-with-a-bad-broker-url": (
+        ("dead", "list"),
+        {"CELERY_BROKER_URL": "http://example.com"},
+        "CELERY_BROKER_URL",
+    ),
+    "scheduled-with-a-bad-setting": (
+        ("scheduled",),
+        {"WORKERPOOL_DEAD_MAX_JOBS": "lots"},
+        "WORKERPOOL_DEAD_MAX_JOBS='lots'",
+    ),
+    "health-with-a-bad-setting": (
+        ("health", "--component=worker"),
+        {"WORKERPOOL_TIMEZONE": "Mars/Olympus"},
+        "WORKERPOOL_TIMEZONE='Mars/Olympus'",
+    ),
+    "flower-with-a-user-but-no-password": (
+        ("flower",),
+        {"FLOWER_BASIC_AUTH": "admin"},
+        "FLOWER_BASIC_AUTH='admin'",
+    ),
+    "flower-with-a-bad-metrics-flag": (
+        ("flower",),
+        {"FLOWER_BASIC_AUTH": "a:b", "FLOWER_METRICS_PUBLIC": "maybe"},
+        "FLOWER_METRICS_PUBLIC='maybe'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "settings", "name"), TOOL_CASES.values(), ids=TOOL_CASES.keys())
+def test_tool_commands_fail_with_one_line_and_no_traceback(
+    args: tuple[str, ...], settings: dict[str, str], name: str, env: dict[str, str]
+) -> None:
+    from worker_runtime.local.embedded_redis import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    values = {key: down if value == "DOWN" else value for key, value in settings.items()}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker_runtime", *args],
+        env={**env, **values, "CELERY_RESULT_BACKEND": values.get("CELERY_BROKER_URL", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line, got:\n{done.stderr}"
+    assert lines[0].startswith("Error: "), lines[0]
+    assert name in lines[0], lines[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from worker_runtime import intake
 from worker_runtime.runtime import Runtime
 from worker_runtime.transport import Channel
 
@@ -11,7 +12,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_worker_app_uses_the_reusing_transport(rt: Runtime) -> None:
+    assert (rt.app.conf.broker_transport, rt.app.conf.worker_consumer) == (
+        intake.TRANSPORT,
+        intake.CONSUMER,
+    )
     with rt.app.connection_for_write() as connection:
+        # intake's channel (unrunnable messages) on top of the reusing one.
+        assert isinstance(connection.default_channel, intake.Channel)
         assert isinstance(connection.default_channel, Channel)
 
 

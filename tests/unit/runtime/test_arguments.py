@@ -56,9 +56,16 @@ def test_bad_arguments_fail_at_the_call_site_naming_the_argument(
     assert "Payment.perform" in str(info.value)
 
 
-def test_perform_at_refuses_naive_datetimes() -> None:
-    with pytest.raises(JobArgumentError, match="timezone-aware"):
-        Payment.perform_at(datetime(2026, 1, 1), 1, {})
+@pytest.mark.parametrize("when", ["2026-01-01", 1767225600, None])
+def test_perform_at_refuses_a_when_that_is_not_a_datetime(when: Any) -> None:
+    with pytest.raises(JobArgumentError, match="`when` must be a datetime"):
+        Payment.perform_at(when, 1, {})
+
+
+@pytest.mark.parametrize("delay", [1e12, -1e12, 10**15])
+def test_perform_in_beyond_year_9999_is_a_job_argument_error_naming_the_delay(delay: Any) -> None:
+    with pytest.raises(JobArgumentError, match=r"delay_seconds=.* beyond the largest date"):
+        Payment.perform_in(delay, 1, {})
 
 
 @pytest.mark.parametrize("delay", ["5", None, math.inf, True])

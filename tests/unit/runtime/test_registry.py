@@ -171,7 +171,7 @@ def test_no_configured_packages_is_an_error() -> None:
         ('queue = "urgent"', "queue 'urgent' is not one of critical, default, low"),
         ("max_retries = -1", "max_retries must be an int >= 0"),
         ('retry_backoff = "yes"', "retry_backoff must be True or False"),
-        ("retry_backoff_max = 0", "retry_backoff_max must be a positive number"),
+        ("retry_backoff_max = 0", "retry_backoff_max must be a positive, finite number"),
         ('cron_schedule = "every day"', "cron_schedule 'every day' has 2 fields"),
         ('cron_misfire = "all"', "cron_misfire must be 'skip' or 'run_once'"),
         ('cron_overlap = "maybe"', "cron_overlap must be 'allow' or 'forbid'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -78,3 +79,30 @@ class Counted(Worker):
         time.sleep(seconds)
         record("counted", n=n)
         return n
+
+
+class KillsItsProcess(Worker):
+    """Ends its own pool process mid-job, as the kernel's OOM killer or a segfault would."""
+
+    max_retries = 2
+    retry_backoff_max = 1
+
+    @classmethod
+    def perform(cls, key: str, how: str) -> None:
+        record("kills", key=key)
+        if how == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif how == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        os._exit(3)
+
+
+class ReturnsASet(Worker):
+    """Returns a value the JSON result backend cannot store."""
+
+    max_retries = 0
+
+    @classmethod
+    def perform(cls, key: str) -> Any:
+        record("returns_set", key=key)
+        return {key}

@@ -1,0 +1,206 @@
+"""Messages between a queue list and a job: anything that cannot run goes to the dead set.
+
+Two places can meet a message that is not a runnable job, and stock Celery/kombu handle both
+badly (a worker exits on `LPUSH default garbage`; other bad messages are dropped with a log
+line). This module owns both, and keeps every such message in the dead set with its raw body,
+the reason and the queue it came from:
+
+- `Channel._brpop_read`: kombu's Redis channel decodes the popped bytes and builds a message
+  in the consumer's event loop, where a JSONDecodeError or a KeyError stops the worker. The
+  override checks the few fields kombu's `virtual.Message` reads before handing it over.
+- `Consumer`: Celery's callbacks for unknown tasks, invalid tasks, undecodable bodies and
+  messages without a task header, plus a guard around the task handler for anything else.
+
+kombu offers no hook for an undecodable payload (the decode happens inline in `_brpop_read`),
+hence the transport subclass; it is selected with Celery's `broker_transport` setting, so
+`redis://` URLs keep working. It also notes when the consumer last completed a fetch, for the
+liveness heartbeat. Must not run jobs or retry them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable
+from queue import Empty
+from time import monotonic
+from typing import Any
+
+from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu.utils import encoding, json
+
+from worker_runtime import runtime, transport
+from worker_runtime.dead import DeadJobs, unrunnable
+
+log = logging.getLogger(__name__)
+
+# kombu's own decoders (untyped), so messages decode exactly as kombu would decode them.
+_loads: Callable[[str], Any] = json.loads
+_dumps: Callable[[Any], str] = json.dumps
+_to_str: Callable[[bytes | str], str] = encoding.bytes_to_str
+
+#: `broker_transport` value naming the transport below (kombu resolves "module:Class").
+TRANSPORT = "worker_runtime.intake:Transport"
+#: `worker_consumer` value naming the consumer below.
+CONSUMER = "worker_runtime.intake:Consumer"
+
+
+class _FetchClock:
+    """When this process's consumer last completed a fetch (a BRPOP answered, with a message or
+    empty after its one-second timeout): the liveness heartbeat's evidence (worker_step.py)."""
+
+    last: float | None = None
+
+
+fetches = _FetchClock()
+
+
+def keep(raw: bytes | str, reason: str, queue: str, headers: Any = None) -> None:
+    """Record an unrunnable message in the dead set and say so in one log line."""
+    rt = runtime.current()
+    store = DeadJobs(rt.redis, rt.keys, rt.settings.dead_max_jobs)
+    job = unrunnable(raw, reason, queue, headers)
+    if store.get(job.id) is not None:
+        # Another message claimed the same id (a forged or duplicated header): keep both.
+        job = dataclasses.replace(job, id=f"{job.id}-{uuid.uuid4().hex[:8]}")
+    store.add(job)
+    log.error("message on %r cannot run (%s); kept in the dead set as %s", queue, reason, job.id)
+
+
+def envelope_problem(payload: Any) -> str | None:
+    """Why kombu could not turn `payload` into a message, or None if it can."""
+    if not isinstance(payload, dict):
+        return f"not a message envelope: a JSON {type(payload).__name__}"
+    properties = payload.get("properties")
+    if not isinstance(properties, dict):
+        return "not a message envelope: no 'properties' object"
+    if not isinstance(properties.get("delivery_info"), dict):
+        return "not a message envelope: no 'properties.delivery_info' object"
+    if "delivery_tag" not in properties:
+        return "not a message envelope: no 'properties.delivery_tag'"
+    headers = payload.get("headers")
+    if headers is not None and not isinstance(headers, dict):
+        return "not a message envelope: 'headers' is not an object"
+    if isinstance(headers, dict) and not isinstance(headers.get("task", ""), str):
+        return "not a message envelope: 'headers.task' is not a string"
+    body = payload.get("body")
+    if body and not isinstance(body, str):
+        return "not a message envelope: 'body' is not a string"
+    if body and properties.get("body_encoding") == "base64":
+        try:
+            base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return "not a message envelope: 'body' is not valid base64"
+    return None
+
+
+class Channel(transport.Channel):
+    def _brpop_read(self, **options: Any) -> bool:
+        # kombu's own _brpop_read (5.7), with the decode and envelope check guarded.
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            fetches.last = monotonic()
+            if not dest__item:
+                raise Empty()
+            dest, item = dest__item
+            dest = _to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            try:
+                payload = _loads(_to_str(item))
+            except (ValueError, UnicodeDecodeError) as exc:
+                keep(item, f"not JSON: {exc}", dest)
+                return True
+            problem = envelope_problem(payload)
+            if problem is not None:
+                keep(
+                    item,
+                    problem,
+                    dest,
+                    payload.get("headers") if isinstance(payload, dict) else None,
+                )
+                return True
+            self.connection._deliver(payload, dest)
+            return True
+        finally:
+            self._in_poll = None  # type: ignore[assignment]
+            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
+
+
+class Transport(transport.Transport):
+    Channel = Channel
+
+
+def _queue_of(message: Any) -> str:
+    info = getattr(message, "delivery_info", None) or {}
+    return str(info.get("routing_key") or "")
+
+
+def _raw_of(message: Any) -> bytes | str:
+    raw = getattr(message, "_raw", None)
+    if isinstance(raw, dict):
+        return _dumps(raw)
+    return bytes(getattr(message, "body", b"") or b"")
+
+
+class Consumer(CeleryConsumer):  # type: ignore[misc]
+    """Celery's consumer, keeping what it would drop; each record is written before the
+    message is removed from Redis, so a crash in between loses nothing."""
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        keep(_raw_of(message), "not a task message: no 'task' header", _queue_of(message))
+        super().on_unknown_message(body, message)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        keep(
+            _raw_of(message),
+            f"unknown task {headers.get('task')!r}: no worker registers it here "
+            "(retry it once a deploy adds it)",
+            _queue_of(message),
+            headers,
+        )
+        super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        keep(_raw_of(message), f"invalid task message: {exc}", _queue_of(message), message.headers)
+        super().on_invalid_task(body, message, exc)
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        keep(
+            _raw_of(message),
+            f"body cannot be decoded: {type(exc).__name__}: {exc}",
+            _queue_of(message),
+            message.headers,
+        )
+        super().on_decode_error(message, exc)
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
+        handle = super().create_task_handler(*args, **kwargs)
+        connection_errors = tuple(self.connection_errors)
+
+        def guarded(message: Any) -> Any:
+            # Celery's handler stops the consumer on any other exception (e.g. an unhashable
+            # task name); a message must not be able to do that.
+            try:
+                return handle(message)
+            except connection_errors:
+                raise
+            except Exception as exc:
+                keep(
+                    _raw_of(message),
+                    f"cannot be handled: {type(exc).__name__}: {exc}",
+                    _queue_of(message),
+                    getattr(message, "headers", None),
+                )
+                if not message.acknowledged:
+                    message.ack()
+                return None
+
+        return guarded

@@ -1,0 +1,93 @@
+"""Leases: a live worker keeps its jobs from being redelivered, however long they run.
+
+kombu's Redis transport keeps each delivered, unacked message in the `unacked` hash and its
+delivery tag in the `unacked_index` sorted set, scored by delivery time; every consumer
+periodically puts back messages whose score is older than `visibility_timeout`. That timeout
+therefore had to exceed the longest job, and a killed worker's jobs waited that long to run
+again. Here the worker's main process rewrites the score of every message it holds (reserved or
+running) every `visibility_timeout / 3` seconds, so the timeout becomes a lease: short (60 s by
+default, so a dead worker's jobs are back within about 70 s), and never reached while the
+worker lives. A plain thread does it, not the consumer's event loop, so renewal continues while
+the consumer is stopped for a warm shutdown or the loop is busy; it stops with the process.
+
+Must not ack, restore or otherwise touch messages: only the scores of our own delivery tags.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from time import time
+
+import redis
+
+log = logging.getLogger(__name__)
+
+#: kombu's default name of the sorted set (`Channel.unacked_index_key`); app.py leaves it as is.
+UNACKED_INDEX = "unacked_index"
+
+
+def held_delivery_tags() -> list[str]:
+    """Delivery tags of every request this worker process has reserved (running included)."""
+    from celery.worker import state
+
+    while True:
+        try:
+            requests = list(state.reserved_requests)
+            break
+        except RuntimeError:  # the set changed size while copied; copy again
+            continue
+    tags = []
+    for request in requests:
+        tag = getattr(getattr(request, "message", None), "delivery_tag", None)
+        if tag is not None:
+            tags.append(str(tag))
+    return tags
+
+
+def renew(client: redis.Redis, tags: Iterable[str], now: float) -> int:
+    """Move the score of each still-unacked tag to `now`; return how many were renewed.
+
+    `XX` updates only members that exist: a message acked meanwhile is not brought back.
+    """
+    mapping = dict.fromkeys(tags, now)
+    if not mapping:
+        return 0
+    changed: int = client.zadd(UNACKED_INDEX, mapping, xx=True, ch=True)  # type: ignore[assignment]
+    return changed
+
+
+class LeaseKeeper:
+    """A daemon thread renewing the process's leases every `interval` seconds."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        interval: float,
+        tags: Callable[[], list[str]] = held_delivery_tags,
+    ) -> None:
+        self._client = client
+        self._interval = interval
+        self._tags = tags
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="workerpool-lease", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        log.info("renewing job leases every %.1fs", self._interval)
+        while not self._stop.is_set():
+            try:
+                renewed = renew(self._client, self._tags(), time())
+                log.debug("renewed %d lease(s)", renewed)
+            except redis.RedisError as exc:
+                # Redis may be restarting; the next pass renews in time if it is back within
+                # two intervals of the lease.
+                log.warning("lease renewal failed, retrying: %s", exc)
+            self._stop.wait(self._interval)
