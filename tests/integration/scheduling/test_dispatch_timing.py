@@ -8,6 +8,8 @@ own key prefix: pub/sub channels are server-wide, not per database.
 
 from __future__ import annotations
 
+import itertools
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,7 @@ from tests.controlplane.waiting import wait_for
 from worker_runtime.keys import Keys
 from worker_runtime.messages import build_message, new_job_id
 from worker_runtime.runtime import Runtime
-from worker_runtime.schedule_set import WAKE_WITHIN, Dispatcher, ScheduleSet, schedule
+from worker_runtime.schedule_set import WAKE_WITHIN, Dispatcher, Pass, ScheduleSet, schedule
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +77,34 @@ def test_a_job_scheduled_due_sooner_wakes_a_sleeping_dispatcher(
     wait_for(lambda: _subscribed(rt.redis, keys), timeout=DEADLINE, message="subscription")
     _schedule_in(rt, keys, 0.2)
     wait_for(lambda: rt.redis.llen("default") == 1, timeout=DEADLINE, message="the job to move")
+
+
+class _CountedPasses(ScheduleSet):
+    """The real schedule set, noting when each pass ran."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        super().__init__(client, keys)
+        self.passes: list[float] = []
+
+    def dispatch(self, now: float) -> Pass:
+        self.passes.append(time.monotonic())
+        return super().dispatch(now)
+
+
+def test_with_nothing_due_soon_a_dispatcher_passes_no_more_than_once_per_interval(
+    rt: Runtime, keys: Keys
+) -> None:
+    """No harder on Redis than a fixed-interval poll while nothing is due: the early wake-ups
+    only ever shorten a sleep for a job that is due."""
+    interval = 0.3
+    _schedule_in(rt, keys, 3600)  # due much later than the interval
+    counted = _CountedPasses(rt.redis, keys)
+    running = Dispatcher(counted, interval=interval)
+    running.start()
+    try:
+        wait_for(lambda: len(counted.passes) >= 5, timeout=DEADLINE, message="five passes")
+    finally:
+        running.stop()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(counted.passes)]
+    # A loaded machine only lengthens the gaps; 5% slack for the wait's own rounding.
+    assert min(gaps) >= interval * 0.95, gaps
