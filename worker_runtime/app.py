@@ -22,9 +22,9 @@ def create_app(settings: Settings) -> Celery:
         broker_url=settings.broker_url,
         # kombu's Redis transport (one reused client per channel, transport.py) and Celery's
         # consumer, keeping unrunnable messages in the dead set instead of stopping the worker
-        # or dropping them (intake.py).
-        # Named, not imported: intake.py uses the runtime, which builds this app (the layers
-        # contract in pyproject.toml); kombu and Celery import them when a worker starts.
+        # or dropping them (intake.py). Named as "module:Class" strings that kombu and Celery
+        # resolve when a worker starts, so this module does not import intake (which needs the
+        # runtime, which needs this module).
         broker_transport="worker_runtime.intake:Transport",
         worker_consumer="worker_runtime.intake:Consumer",
         result_backend=settings.result_backend,

@@ -42,11 +42,6 @@ _loads: Callable[[str], Any] = json.loads
 _dumps: Callable[[Any], str] = json.dumps
 _to_str: Callable[[bytes | str], str] = encoding.bytes_to_str
 
-#: `broker_transport` value naming the transport below (kombu resolves "module:Class").
-TRANSPORT = "worker_runtime.intake:Transport"
-#: `worker_consumer` value naming the consumer below.
-CONSUMER = "worker_runtime.intake:Consumer"
-
 
 class _FetchClock:
     """When this process's consumer last completed a fetch (a BRPOP answered, with a message or

@@ -165,9 +165,15 @@ class Worker:
         )
 
 
-# A flat list of independent checks, one per class attribute: complex only by count.
-def _check_definition(cls: type[Worker], owner: str) -> None:  # noqa: C901
+def _check_definition(cls: type[Worker], owner: str) -> None:
     check_queue(cls.queue, owner)
+    _check_retries(cls, owner)
+    _check_cron(cls, owner)
+    if not isinstance(cls.task_name, str) or not cls.task_name:
+        raise WorkerDefinitionError(f"{owner}: task_name must be a non-empty string")
+
+
+def _check_retries(cls: type[Worker], owner: str) -> None:
     if type(cls.max_retries) is not int or cls.max_retries < 0:
         raise WorkerDefinitionError(
             f"{owner}: max_retries must be an int >= 0, got {cls.max_retries!r}"
@@ -185,6 +191,9 @@ def _check_definition(cls: type[Worker], owner: str) -> None:  # noqa: C901
             f"{owner}: retry_backoff_max must be a positive, finite number of seconds, "
             f"got {backoff_max!r}"
         )
+
+
+def _check_cron(cls: type[Worker], owner: str) -> None:
     timeout = cls.cron_overlap_timeout
     if type(timeout) is not int or timeout <= 0:
         raise WorkerDefinitionError(
@@ -206,5 +215,3 @@ def _check_definition(cls: type[Worker], owner: str) -> None:  # noqa: C901
         raise WorkerDefinitionError(f"{owner}: cron_misfire must be 'skip' or 'run_once'")
     if cls.cron_overlap not in ("allow", "forbid"):
         raise WorkerDefinitionError(f"{owner}: cron_overlap must be 'allow' or 'forbid'")
-    if not isinstance(cls.task_name, str) or not cls.task_name:
-        raise WorkerDefinitionError(f"{owner}: task_name must be a non-empty string")

@@ -24,12 +24,13 @@ def render_command(file: IO[str]) -> None:
 
     import yaml
 
-    from workerpool_operator.fields import SpecError
+    from workerpool_operator.crd import pool_schema
+    from workerpool_operator.errors import SpecError
     from workerpool_operator.render import render_documents
 
     try:
         documents = list(yaml.safe_load_all(file))
-        objects = render_documents(documents, lambda: secrets.token_urlsafe(32))
+        objects = render_documents(documents, lambda: secrets.token_urlsafe(32), pool_schema())
     except yaml.YAMLError as error:
         raise click.ClickException(f"{file.name}: not YAML: {error}") from error
     except SpecError as error:
@@ -52,11 +53,19 @@ def render_command(file: IO[str]) -> None:
     metavar="URL",
     help="Serve a health endpoint for the kubelet, e.g. http://0.0.0.0:8080/healthz.",
 )
+@click.option(
+    "--resync-seconds",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    help="How often each pool is checked without a watch event (Secrets and pods are not watched).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def operator_command(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
     liveness_endpoint: str | None,
+    resync_seconds: float,
     verbose: bool,
 ) -> None:
     """Run the WorkerPool operator until interrupted.
@@ -69,14 +78,19 @@ def operator_command(
         raise click.UsageError("pass --namespace/-n (repeatable) or --all-namespaces, not both")
     import kopf
 
-    from workerpool_operator import handlers  # registers the handlers
+    from workerpool_operator import handlers  # registers the event handlers
 
+    handlers.register_resync(resync_seconds)
+    settings = kopf.OperatorSettings()
     # Exact names need no namespace discovery; globs do (and need the cluster-wide role).
-    handlers.scanning_disabled = not all_namespaces and not any(
+    # Without it Kopf need not observe namespaces and CRDs, which a namespaced install's Role
+    # does not allow (Kopf would retry those lists for about a minute before reconciling).
+    settings.scanning.disabled = not all_namespaces and not any(
         ch in ns for ns in namespaces for ch in "*?["
     )
     kopf.configure(verbose=verbose)
     kopf.run(
+        settings=settings,
         standalone=True,
         clusterwide=all_namespaces,
         namespaces=namespaces,

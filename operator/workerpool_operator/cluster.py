@@ -3,10 +3,10 @@
 Applies objects with server-side apply (one fixed field manager, force=True), so applying an
 unchanged object is a no-op on the server: no write, no resourceVersion bump. Reads, creates
 once, deletes with a UID precondition, and writes the WorkerPool's status through the status
-subresource. HTTP failures are translated here, once, into kopf's retry semantics:
-`ApiRejected` (a kopf.PermanentError: the request itself is wrong, or RBAC forbids it) and
-kopf.TemporaryError (anything worth retrying as is). Must not decide what to apply, and must
-never log or put Secret data into an error message.
+subresource. HTTP failures are translated here, once, into the errors of `errors.py`:
+`ApiRejected` (the request itself is wrong, or RBAC forbids it) and `ApiUnavailable` (anything
+worth retrying as is); only the handlers turn those into kopf's errors. Must not decide what
+to apply, must not import kopf, and must never log or put Secret data into an error message.
 """
 
 from __future__ import annotations
@@ -15,12 +15,18 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-import kopf
 import kubernetes.client
 import kubernetes.config
 import urllib3.exceptions
 
 from workerpool_operator import names
+from workerpool_operator.errors import (
+    APPLY_REJECTED,
+    FORBIDDEN,
+    ApiError,
+    ApiRejected,
+    ApiUnavailable,
+)
 from workerpool_operator.model import Json
 
 FIELD_MANAGER: Final = names.OPERATOR
@@ -32,16 +38,9 @@ _PLURALS: Final[dict[tuple[str, str], str]] = {
     ("v1", "Secret"): "secrets",
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("v1", "Pod"): "pods",
     (names.API_VERSION, names.KIND): names.PLURAL,
 }
-
-
-class ApiRejected(kopf.PermanentError):
-    """The API server refused the request itself; retrying it unchanged cannot help."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -76,6 +75,16 @@ class Cluster:
         """The object, or None if it does not exist."""
         what = _describe(kind, namespace, name)
         return self._call("GET", path(api_version, kind, namespace, name), what, missing_ok=True)
+
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str, selector: str
+    ) -> list[Json]:
+        """Objects of one kind in `namespace` matching the label `selector`."""
+        what = f"{kind} list in {namespace}"
+        found = self._call(
+            "GET", path(api_version, kind, namespace), what, query=[("labelSelector", selector)]
+        )
+        return list((found or {}).get("items") or [])
 
     def get_pool(self, namespace: str, name: str) -> Json | None:
         return self.get(names.API_VERSION, names.KIND, namespace, name)
@@ -151,7 +160,7 @@ class Cluster:
             response.read()  # type: ignore[no-untyped-call]
         except (urllib3.exceptions.HTTPError, OSError, kubernetes.client.ApiException) as e:
             unreachable = f"{what}: API unreachable ({type(e).__name__})"
-            raise kopf.TemporaryError(unreachable, delay=10) from e
+            raise ApiUnavailable("ApiUnreachable", unreachable) from e
         code = int(response.status)
         if 200 <= code < 300:
             return json.loads(response.data) if response.data else {}
@@ -171,15 +180,15 @@ def _status_message(data: bytes | None, what: str) -> str:
         return ""
 
 
-def _translate(code: int, what: str, message: str) -> Exception:
+def _translate(code: int, what: str, message: str) -> ApiError:
     detail = f": {message}" if message else ""
     if code in (400, 422):
-        return ApiRejected("ApplyRejected", f"{what} was rejected by the API server{detail}")
+        return ApiRejected(APPLY_REJECTED, f"{what} was rejected by the API server{detail}")
     if code == 403:
         return ApiRejected(
-            "Forbidden",
+            FORBIDDEN,
             f"the operator may not access {what}{detail}; check its RBAC (manifests/rbac)",
         )
     if code == 409:  # a conflicting concurrent change or a failed UID precondition
-        return kopf.TemporaryError(f"{what}: conflict, retrying{detail}", delay=1)
-    return kopf.TemporaryError(f"{what}: HTTP {code}{detail}", delay=10)
+        return ApiUnavailable("Conflict", f"{what}: conflict, retrying{detail}", delay=1)
+    return ApiUnavailable(f"Http{code}", f"{what}: HTTP {code}{detail}")

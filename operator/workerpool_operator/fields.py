@@ -11,18 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from workerpool_operator.errors import SpecError
 from workerpool_operator.quantity import QuantityError, parse_quantity
 
 _EMPTY: Mapping[str, Any] = {}
-
-
-class SpecError(ValueError):
-    """A WorkerPool spec the operator cannot run; the message says which field and why."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 class Fields:
@@ -111,7 +103,7 @@ class Fields:
         return str(value)
 
     def str_list(
-        self, key: str, pattern: re.Pattern[str], required: bool = False
+        self, key: str, pattern: re.Pattern[str] | None = None, required: bool = False
     ) -> tuple[str, ...]:
         value = self.data.get(key)
         if value is None or value == []:
@@ -121,7 +113,9 @@ class Fields:
         if not isinstance(value, list):
             raise SpecError(self._at(key), "must be a list")
         for i, item in enumerate(value):
-            if not isinstance(item, str) or not pattern.match(item):
+            if not isinstance(item, str):
+                raise SpecError(f"{self._at(key)}[{i}]", f"must be a string, got {item!r}")
+            if pattern is not None and not pattern.match(item):
                 raise SpecError(f"{self._at(key)}[{i}]", f"{item!r} must match {pattern.pattern}")
         return tuple(value)
 

@@ -1,8 +1,11 @@
 """Kopf wiring: which events trigger a reconcile pass, and what kopf should do with its outcome.
 
 Thin on purpose: every handler calls the one idempotent `reconcile.reconcile` for a pool and
-translates its outcome (kopf.PermanentError for a spec only a human can fix,
-kopf.TemporaryError otherwise). Kopf traps handled here:
+translates its outcome. This is the only module that raises kopf's errors, all through
+`_kopf_error`: kopf.PermanentError for what only an edit of the pool can fix (`permanent`
+problems and errors), kopf.TemporaryError otherwise (a 403 included, wherever it occurs: the
+fix is in RBAC, outside the pool). Handler state (API client, coalescer) lives in kopf's
+`memo`, set up by the startup handler; there are no module globals. Kopf traps handled here:
 - status is written by the reconciler (server-side apply) and handlers return None, so kopf
   stores no results in status, and a status write triggers nothing (on.update ignores status);
 - kopf's bookkeeping lives in `workerpool.dev/*` annotations, not in status (which the schema
@@ -15,7 +18,6 @@ Must not build objects or call the API directly.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -25,12 +27,14 @@ import kopf
 from workerpool_operator import names
 from workerpool_operator.cluster import Cluster
 from workerpool_operator.coalesce import Coalescer
+from workerpool_operator.errors import ApiError, ApiUnavailable
 from workerpool_operator.reconcile import Outcome, reconcile
 
 POOLS: Final = (names.GROUP, names.VERSION, names.PLURAL)
-# Drift is repaired within this period even without a watch event (e.g. a deleted Secret).
-RESYNC_SECONDS: Final = 10.0
-# kopf's retry of a stalled create/update; the timer re-checks every 10 s anyway, so this
+# Drift is repaired within this period even without a watch event (a deleted Secret, a pod's
+# container status): `workerpool operator --resync-seconds` (see register_resync).
+DEFAULT_RESYNC_SECONDS: Final = 10.0
+# kopf's retry of a stalled create/update; the timer re-checks far more often anyway, so this
 # mostly bounds how often the failure is logged.
 RETRY_SECONDS: Final = 60.0
 CHILD_LABELS: Final = {names.LABEL_MANAGED_BY: names.OPERATOR}
@@ -38,25 +42,21 @@ CHILD_LABELS: Final = {names.LABEL_MANAGED_BY: names.OPERATOR}
 _log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Runtime:
+MEMO_KEY: Final = "workerpool"
+
+
+@dataclass(frozen=True)
+class State:
+    """What every handler shares, kept in kopf's memo under MEMO_KEY."""
+
     cluster: Cluster
     coalescer: Coalescer
 
 
-_runtime: _Runtime | None = None
-
-#: Set by `workerpool operator` when it serves exact namespace names: then Kopf need not
-#: observe namespaces and CRDs, which a namespaced install's Role does not allow (Kopf would
-#: retry those lists for about a minute, logging errors, before reconciling anything).
-scanning_disabled = False
-
-
 @kopf.on.startup()
-def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _runtime
+def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # settings.scanning is chosen by `workerpool operator` (cli.py), which knows the namespaces.
     settings.persistence.finalizer = f"{names.GROUP}/finalizer"
-    settings.scanning.disabled = scanning_disabled
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=names.GROUP, key="last-handled-configuration"
@@ -64,18 +64,32 @@ def configure(*, settings: kopf.OperatorSettings, **_: Any) -> None:
     objects_logger = logging.getLogger("kopf.objects")
     if not any(isinstance(f, _QuietRoutine) for f in objects_logger.filters):
         objects_logger.addFilter(_QuietRoutine())
-    _runtime = _Runtime(cluster=Cluster.from_environment(), coalescer=Coalescer())
+    memo[MEMO_KEY] = State(cluster=Cluster.from_environment(), coalescer=Coalescer())
 
 
-def _run(namespace: str, name: str) -> Outcome | None:
-    if _runtime is None:
-        raise kopf.TemporaryError("operator not started yet", delay=1)
-    cluster = _runtime.cluster
-    return _runtime.coalescer.run((namespace, name), lambda: reconcile(cluster, namespace, name))
+def _kopf_error(message: str, *, permanent: bool, delay: float = RETRY_SECONDS) -> Exception:
+    """The one translation into kopf's retry semantics."""
+    if permanent:
+        return kopf.PermanentError(message)
+    return kopf.TemporaryError(message, delay=delay)
+
+
+def _run(memo: kopf.Memo, namespace: str, name: str) -> Outcome | None:
+    """One coalesced pass; API errors that escape it become kopf errors."""
+    state = memo.get(MEMO_KEY)
+    if not isinstance(state, State):
+        raise _kopf_error("operator not started yet", permanent=False, delay=1)
+    cluster = state.cluster
+    try:
+        return state.coalescer.run((namespace, name), lambda: reconcile(cluster, namespace, name))
+    except ApiUnavailable as error:
+        raise _kopf_error(str(error), permanent=False, delay=error.delay) from error
+    except ApiError as error:
+        raise _kopf_error(str(error), permanent=error.permanent) from error
 
 
 def _report(outcome: Outcome | None, logger: kopf.Logger) -> None:
-    """Log and post an Event on the pool on transitions only: the timer runs every 10 s."""
+    """Log and post an Event on the pool on transitions only: the timer runs every few seconds."""
     if outcome is None or outcome.status is None or outcome.pool is None:
         return
     body = kopf.Body(cast(kopf.RawBody, outcome.pool))
@@ -93,8 +107,8 @@ def _report(outcome: Outcome | None, logger: kopf.Logger) -> None:
 
 
 class _QuietRoutine(logging.Filter):
-    """Drop kopf's per-run success lines of the timer and child handlers (every 10 s per pool,
-    and on every child status change); failures and transitions are still logged."""
+    """Drop kopf's per-run success lines of the timer and child handlers (every resync per
+    pool, and on every child status change); failures and transitions are still logged."""
 
     ROUTINE = frozenset({"Timer 'resync_pool' succeeded.", "Handler 'child_changed' succeeded."})
 
@@ -105,25 +119,32 @@ class _QuietRoutine(logging.Filter):
 @kopf.on.resume(*POOLS)
 @kopf.on.create(*POOLS)
 @kopf.on.update(*POOLS)
-def reconcile_pool(*, name: str, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
+def reconcile_pool(
+    *, name: str, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     assert namespace is not None  # the CRD is namespaced
-    outcome = _run(namespace, name)
+    outcome = _run(memo, namespace, name)
     _report(outcome, logger)
     if outcome is None or outcome.problem is None:
         return
-    if outcome.problem.permanent:
-        raise kopf.PermanentError(outcome.problem.message)
-    raise kopf.TemporaryError(outcome.problem.message, delay=RETRY_SECONDS)
+    raise _kopf_error(outcome.problem.message, permanent=outcome.problem.permanent)
 
 
-@kopf.timer(*POOLS, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync_pool(*, name: str, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
+def resync_pool(
+    *, name: str, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     assert namespace is not None
     try:
-        _report(_run(namespace, name), logger)
-    except kopf.TemporaryError as error:
-        # Transient API trouble: the next tick retries; no Event per tick.
+        _report(_run(memo, namespace, name), logger)
+    except (kopf.TemporaryError, kopf.PermanentError) as error:
+        # The pass reported what it could in the status; the next tick retries, no Event.
         logger.info(f"resync postponed: {error}")
+
+
+def register_resync(interval: float = DEFAULT_RESYNC_SECONDS) -> None:
+    """Register the periodic pass of every pool, once, before kopf runs: kopf fixes a timer's
+    interval when it is registered, so the interval cannot come through the memo."""
+    kopf.timer(*POOLS, interval=interval, initial_delay=interval)(resync_pool)
 
 
 def _controller(body: kopf.Body) -> str | None:
@@ -136,12 +157,16 @@ def _controller(body: kopf.Body) -> str | None:
 
 @kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
 @kopf.on.event("v1", "services", labels=CHILD_LABELS)
-def child_changed(*, body: kopf.Body, type: str | None, namespace: str | None, **_: Any) -> None:
+def child_changed(
+    *, body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     """A child was edited, deleted or changed status: repair it and refresh the status now
     instead of at the next tick. `type` None is the initial listing (resume covers it)."""
     pool = _controller(body)
     if type is None or pool is None or namespace is None:
         return
-    # Problems are reported on the pool's status by the pass itself; the timer retries.
-    with contextlib.suppress(kopf.PermanentError, kopf.TemporaryError):
-        _report(_run(namespace, pool), _log)
+    try:
+        _report(_run(memo, namespace, pool), _log)
+    except (kopf.TemporaryError, kopf.PermanentError) as error:
+        # Problems are on the pool's status already; the timer retries.
+        _log.info(f"{namespace}/{pool}: child event pass postponed: {error}")

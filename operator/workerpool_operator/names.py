@@ -21,7 +21,7 @@ OPERATOR: Final = "workerpool-operator"
 Component = Literal["worker", "beat", "flower", "redis"]
 COMPONENTS: Final[tuple[Component, ...]] = ("worker", "beat", "flower", "redis")
 
-# Container names match the original design's troubleshooting commands, e.g.
+# Container names match the README's troubleshooting commands, e.g.
 # `kubectl logs -f deploy/<pool>-worker -c celery-worker`.
 CONTAINERS: Final[dict[Component, str]] = {
     "worker": "celery-worker",
@@ -48,7 +48,7 @@ REDIS_PORT: Final = 6379
 
 def child_name(pool: str, component: Component) -> str:
     """`<pool>-<component>`: the name of every object of one component (Deployment, Service,
-    generated Secret, PVC), as the original design's commands expect."""
+    generated Secret, PVC), as the README's commands expect."""
     return f"{pool}-{component}"
 
 

@@ -1,8 +1,8 @@
 """Environment profiles: the defaults behind every field a WorkerPool leaves out.
 
-The numbers for the worker come from the original design's "Environment Configuration" table
-(preview: 1 replica, concurrency 8, 200m CPU / 512Mi; production: 3 replicas, concurrency 8,
-500m CPU / 1Gi). These defaults live here and NOT in the CRD schema: a schema default would
+The worker's numbers are the profiles the README and the CRD's descriptions promise (preview:
+1 replica, concurrency 8, 200m CPU / 512Mi; production: 3 replicas, concurrency 8, 500m CPU /
+1Gi). Defaults that depend on the profile live here, NOT in the CRD schema: a schema default would
 make an omitted field indistinguishable from an explicit one. Pure data; no I/O.
 """
 
@@ -18,7 +18,7 @@ DEFAULT_REDIS_IMAGE: Final = "redis:7.4-alpine"
 DEFAULT_TIMEZONE: Final = "UTC"
 DEFAULT_LOG_LEVEL: Final = "INFO"
 DEFAULT_LOG_FORMAT: Final = "text"
-# A warm shutdown lets running jobs finish; 5 minutes covers typical jobs (issue 5).
+# A warm shutdown lets running jobs finish; 5 minutes covers typical jobs.
 DEFAULT_WORKER_GRACE_SECONDS: Final = 300
 DEFAULT_UID: Final = 10001
 

@@ -3,27 +3,30 @@
 The same pass runs on create, update, resume, the periodic timer and child events, and is
 idempotent: it re-reads the pool, checks the Secrets/ConfigMaps it references, creates the
 generated Secrets once, server-side-applies every child (a no-op when nothing changed),
-prunes children a changed spec no longer wants, and writes the status only if it changed.
-Semantic problems become a Stalled status, never an exception loop. Talks to the API only
-through `cluster.Cluster`; must not build objects itself (builders do) nor touch kopf's
-handler machinery (handlers.py does).
+prunes children a changed spec no longer wants, reads the pods of components that are not
+ready (diagnosis.py), and writes the status only if it changed. An invalid spec stops the pass
+before anything is applied, so running children stay as they are. Semantic problems become a
+Stalled status, never an exception loop; API errors (errors.py) other than a rejected child
+propagate to the handlers. Talks to the API only through the `Cluster` protocol; must not
+build objects itself (builders do) nor import kopf (handlers.py translates errors).
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from workerpool_operator import builders, names
-from workerpool_operator.cluster import ApiRejected
 from workerpool_operator.confighash import ABSENT, digest_data
-from workerpool_operator.fields import SpecError
+from workerpool_operator.diagnosis import diagnose
+from workerpool_operator.errors import ApiRejected, SpecError
 from workerpool_operator.model import Json, Owner, PoolSpec
 from workerpool_operator.names import Component
-from workerpool_operator.references import all_references
+from workerpool_operator.references import Reference, all_references
 from workerpool_operator.spec import parse_pool
 from workerpool_operator.status import (
     DeploymentObservation,
@@ -32,6 +35,7 @@ from workerpool_operator.status import (
     compute_status,
     observe_deployment,
 )
+from workerpool_operator.values import REDIS_URL_SCHEMES, is_redis_url
 
 
 class Cluster(Protocol):
@@ -39,6 +43,9 @@ class Cluster(Protocol):
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None: ...
     def get_pool(self, namespace: str, name: str) -> Json | None: ...
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str, selector: str
+    ) -> list[Json]: ...
     def apply(self, obj: Mapping[str, Any]) -> Json: ...
     def create(self, obj: Mapping[str, Any]) -> Json | None: ...
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str) -> None: ...
@@ -88,7 +95,7 @@ def reconcile(
     except SpecError as error:
         problem = Problem("InvalidSpec", f"invalid WorkerPool: {error}", permanent=True)
     except ApiRejected as error:
-        problem = Problem(error.reason, str(error), permanent=error.reason == "ApplyRejected")
+        problem = Problem(error.reason, str(error), permanent=error.permanent)
     if problem is not None and not observations:
         observations = _observe(cluster, namespace, name, owner)
 
@@ -114,50 +121,140 @@ def _read_inputs(
     cluster: Cluster, pool: PoolSpec, owner: Owner, password: Callable[[], str]
 ) -> tuple[builders.Digests, Problem | None]:
     """Create missing generated Secrets, read every referenced object, digest their data."""
-    ns = pool.namespace
     seen: dict[tuple[str, str], Json | None] = {}  # one GET per object per pass
     for component in builders.generated_secret_components(pool):
-        secret_name = names.child_name(pool.name, component)
-        live = cluster.get("v1", "Secret", ns, secret_name)
-        if live is None:
-            # Created once and never regenerated; if another pass won the race, keep its.
-            secret = builders.build_generated_secret(pool, owner, component, password())
-            live = cluster.create(secret) or cluster.get("v1", "Secret", ns, secret_name)
-        seen[("Secret", secret_name)] = live
+        live, problem = _generated_secret(cluster, pool, owner, component, password)
+        if problem is not None:
+            return {}, problem
+        seen[("Secret", names.child_name(pool.name, component))] = live
 
     digests: dict[tuple[str, str], str] = {}
     problems: list[Problem] = []
     for ref in all_references(pool):
         if ref.identity not in seen:
-            seen[ref.identity] = cluster.get("v1", ref.kind, ns, ref.name)
+            seen[ref.identity] = cluster.get("v1", ref.kind, pool.namespace, ref.name)
         obj = seen[ref.identity]
-        if obj is None:
-            digests[ref.identity] = ABSENT
-            if not ref.optional:
-                problems.append(
-                    Problem(
-                        f"{ref.kind}NotFound",
-                        f"{ref.kind} {ns}/{ref.name} (from {ref.field}) does not exist; "
-                        "create it, or fix the reference",
-                    )
-                )
-            continue
-        data = _data(obj)
-        digests[ref.identity] = digest_data(data)
-        missing = [key for key in ref.keys if key not in data]
-        if missing and not ref.optional:
-            fix = "delete it so the operator generates it again" if ref.generated else "add it"
-            problems.append(
-                Problem(
-                    f"{ref.kind}KeyMissing",
-                    f"{ref.kind} {ns}/{ref.name} (from {ref.field}) has no key "
-                    f"{', '.join(missing)}; {fix}",
-                )
-            )
+        digests[ref.identity] = ABSENT if obj is None else digest_data(_data(obj))
+        problem = _reference_problem(pool.namespace, ref, obj)
+        if problem is not None:
+            problems.append(problem)
     if not problems:
         return digests, None
     message = "; ".join(p.message for p in problems)
     return digests, Problem(problems[0].reason, message)
+
+
+def _generated_secret(
+    cluster: Cluster,
+    pool: PoolSpec,
+    owner: Owner,
+    component: Component,
+    password: Callable[[], str],
+) -> tuple[Json | None, Problem | None]:
+    """The live generated Secret of `component`, created if it may be: never over someone
+    else's object, and never a new Redis password while Redis runs with the old one."""
+    ns, secret_name = pool.namespace, names.child_name(pool.name, component)
+    live = cluster.get("v1", "Secret", ns, secret_name)
+    if live is not None and _controlled_by(live, owner):
+        return live, None
+    if live is not None and _handed_over(live):
+        return _take_back(cluster, pool, owner, component, live), None
+    if live is not None:
+        return None, _name_conflict("Secret", ns, secret_name, pool.name)
+    if component == "redis" and _owned(cluster, "apps/v1", "Deployment", ns, secret_name, owner):
+        return None, Problem("RedisSecretMissing", _redis_secret_missing(ns, secret_name))
+    # Created once; if another pass won the race, keep its password.
+    secret = builders.build_generated_secret(pool, owner, component, password())
+    return cluster.create(secret) or cluster.get("v1", "Secret", ns, secret_name), None
+
+
+def _take_back(
+    cluster: Cluster, pool: PoolSpec, owner: Owner, component: Component, live: Json
+) -> Json | None:
+    """A generated Secret a user restored (see the README) becomes the pool's again with the
+    same data, so no pod rolls. Re-created rather than patched: the operator's RBAC has no
+    `patch` on Secrets, which would let it rewrite any Secret it can see."""
+    data = dict(live.get("data") or {})
+    restored = builders.build_restored_secret(pool, owner, component, data)
+    cluster.delete(
+        "v1", "Secret", pool.namespace, live["metadata"]["name"], live["metadata"]["uid"]
+    )
+    return cluster.create(restored)
+
+
+def _handed_over(obj: Mapping[str, Any]) -> bool:
+    """A Secret with the operator's managed-by label and no controller: restored by a user."""
+    meta = obj.get("metadata") or {}
+    labelled = (meta.get("labels") or {}).get(names.LABEL_MANAGED_BY) == names.OPERATOR
+    controlled = any(ref.get("controller") for ref in meta.get("ownerReferences") or [])
+    return labelled and not controlled
+
+
+def _redis_secret_missing(ns: str, name: str) -> str:
+    return (
+        f"Secret {ns}/{name} (the generated Redis password) is gone while Redis {ns}/{name} "
+        "still runs with that password and holds the queued jobs; a new password would cut "
+        f"every component off from them. Restore it: kubectl -n {ns} create secret generic "
+        f'{name} --from-literal=password="$(kubectl -n {ns} exec deploy/{name} -c redis -- '
+        f'printenv REDIS_PASSWORD)" && kubectl -n {ns} label secret {name} '
+        f"{names.LABEL_MANAGED_BY}={names.OPERATOR}; or give up the queue: kubectl -n {ns} "
+        f"delete deployment {name}"
+    )
+
+
+def _reference_problem(ns: str, ref: Reference, obj: Json | None) -> Problem | None:
+    if ref.optional:
+        return None
+    if obj is None:
+        return Problem(
+            f"{ref.kind}NotFound",
+            f"{ref.kind} {ns}/{ref.name} (from {ref.field}) does not exist; "
+            "create it, or fix the reference",
+        )
+    missing = [key for key in ref.keys if key not in _data(obj)]
+    if not missing:
+        return _value_problem(ns, ref, obj)
+    fix = "delete it: the operator regenerates it or says how to restore it"
+    if not ref.generated:
+        fix = "add it"
+    return Problem(
+        f"{ref.kind}KeyMissing",
+        f"{ref.kind} {ns}/{ref.name} (from {ref.field}) has no key {', '.join(missing)}; {fix}",
+    )
+
+
+def _value_problem(ns: str, ref: Reference, obj: Json) -> Problem | None:
+    """A value the runtime would refuse at start-up; the message never quotes it (a URL
+    carries the password)."""
+    if not ref.holds_redis_url:
+        return None
+    (key,) = ref.keys
+    try:
+        url = base64.b64decode(_data(obj)[key]).decode()
+    except ValueError:
+        url = ""
+    if is_redis_url(url):
+        return None
+    schemes = ", ".join(REDIS_URL_SCHEMES)
+    return Problem(
+        "SecretValueInvalid",
+        f"Secret {ns}/{ref.name} (from {ref.field}) key {key} is not a Redis URL ({schemes}), "
+        "which the workers need; fix the Secret",
+    )
+
+
+def _name_conflict(kind: str, ns: str, name: str, pool: str) -> Problem:
+    return Problem(
+        "NameConflict",
+        f"{kind} {ns}/{name} exists and is not controlled by WorkerPool {pool}; "
+        "delete or rename it, or rename the pool",
+        permanent=True,
+    )
+
+
+def _owned(cluster: Cluster, api_version: str, kind: str, ns: str, name: str, owner: Owner) -> bool:
+    live = cluster.get(api_version, kind, ns, name)
+    return live is not None and _controlled_by(live, owner)
 
 
 def _data(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -182,17 +279,14 @@ def _apply(
         kind, child_name = child["kind"], child["metadata"]["name"]
         live = cluster.get(child["apiVersion"], kind, ns, child_name)
         if live is not None and not _controlled_by(live, owner):
-            return [], Problem(
-                "NameConflict",
-                f"{kind} {ns}/{child_name} exists and is not controlled by WorkerPool "
-                f"{pool.name}; delete or rename it, or rename the pool",
-                permanent=True,
-            )
+            return [], _name_conflict(kind, ns, child_name, pool.name)
     observations = []
     for child in children:
         live = cluster.apply(child)
         if child["kind"] == "Deployment":
-            observations.append(observe_deployment(_component(live), live))
+            observations.append(
+                _with_pods(cluster, pool, observe_deployment(_component(live), live))
+            )
 
     wanted = {(c["apiVersion"], c["kind"], c["metadata"]["name"]) for c in children}
     wanted |= {
@@ -206,6 +300,17 @@ def _apply(
         if live is not None and _controlled_by(live, owner):
             cluster.delete(api_version, kind, ns, child_name, live["metadata"]["uid"])
     return observations, None
+
+
+def _with_pods(
+    cluster: Cluster, pool: PoolSpec, observation: DeploymentObservation
+) -> DeploymentObservation:
+    """Add why its pods fail, for a component that is not ready (one LIST, only then)."""
+    if observation.is_ready:
+        return observation
+    selector = names.selector_string(pool.name, observation.component)
+    pods = cluster.list_objects("v1", "Pod", pool.namespace, selector)
+    return replace(observation, failure=diagnose(observation.component, pods))
 
 
 def _observe(

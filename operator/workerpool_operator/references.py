@@ -27,6 +27,7 @@ class Reference:
     optional: bool
     field: str  # where the spec asks for it, for messages
     generated: bool = False  # created by the operator once, never regenerated
+    holds_redis_url: bool = False  # its key is the runtime's broker URL (checked when read)
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -41,6 +42,7 @@ def redis_reference(pool: PoolSpec) -> Reference:
             (pool.redis.external_key,),
             optional=False,
             field="spec.redis.external.secretName",
+            holds_redis_url=True,
         )
     return Reference(
         "Secret",

@@ -1,6 +1,9 @@
 """`workerpool render`: the objects the operator would apply for a WorkerPool document.
 
-Same parser and builders as the operator, with what only a cluster knows stood in for: the
+Validates like the API server plus the operator: first against the CRD's openAPIV3Schema
+(schema.py: unknown fields, types, enums, patterns), then with the operator's own parser (which
+mirrors the CRD's CEL rules and adds what only the operator checks, such as time zones). Same
+parser and builders as the operator, with what only a cluster knows stood in for: the
 pool's UID (kept if the document has one, e.g. from `kubectl get -o yaml`), referenced
 Secrets' data (hash inputs become "unknown") and the generated Secrets, rendered with
 throwaway passwords from `password` (the operator generates its own, once). Pure apart from
@@ -14,8 +17,9 @@ from typing import Any, Final
 
 from workerpool_operator import builders, names
 from workerpool_operator.confighash import digest_data
-from workerpool_operator.fields import SpecError
+from workerpool_operator.errors import SpecError
 from workerpool_operator.model import Json, Owner
+from workerpool_operator.schema import Schema, validate
 from workerpool_operator.spec import parse_pool
 
 # Not a real UID: the garbage collector would delete applied copies of rendered objects
@@ -23,14 +27,17 @@ from workerpool_operator.spec import parse_pool
 PLACEHOLDER_UID: Final = "00000000-0000-0000-0000-000000000000"
 
 
-def render_pool(document: Mapping[str, Any], password: Callable[[], str]) -> list[Json]:
+def render_pool(
+    document: Mapping[str, Any], password: Callable[[], str], schema: Schema
+) -> list[Json]:
     """Every object for one WorkerPool document; raises SpecError if it is not valid."""
     if document.get("apiVersion") != names.API_VERSION or document.get("kind") != names.KIND:
         raise SpecError("apiVersion/kind", f"expected {names.API_VERSION} {names.KIND}")
+    validate(document, schema, "")
     meta = document.get("metadata") or {}
     name = meta.get("name")
     if not isinstance(name, str):
-        raise SpecError("metadata.name", "is required")
+        raise SpecError("metadata.name", "Required value")
     pool = parse_pool(name, str(meta.get("namespace") or "default"), document.get("spec"))
     owner = Owner(name=pool.name, uid=str(meta.get("uid") or PLACEHOLDER_UID))
     generated = [
@@ -41,9 +48,16 @@ def render_pool(document: Mapping[str, Any], password: Callable[[], str]) -> lis
     return [*generated, *builders.build_children(pool, owner, digests)]
 
 
-def render_documents(documents: list[Any], password: Callable[[], str]) -> list[Json]:
+def render_documents(
+    documents: list[Any], password: Callable[[], str], schema: Schema
+) -> list[Json]:
     """Render every WorkerPool in a multi-document stream; other kinds are skipped."""
+    for i, document in enumerate(documents):
+        if document is not None and not isinstance(document, Mapping):
+            raise SpecError(
+                f"document {i + 1}", f"must be an object, got {type(document).__name__}"
+            )
     pools = [d for d in documents if isinstance(d, Mapping) and d.get("kind") == names.KIND]
     if not pools:
         raise SpecError("input", f"no {names.KIND} document found")
-    return [obj for pool in pools for obj in render_pool(pool, password)]
+    return [obj for pool in pools for obj in render_pool(pool, password, schema)]

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from workerpool_operator import profiles
-from workerpool_operator.fields import Fields, SpecError
+from workerpool_operator.errors import SpecError
+from workerpool_operator.fields import Fields
 from workerpool_operator.model import (
     BeatSpec,
     Environment,
@@ -25,6 +26,7 @@ from workerpool_operator.model import (
     Resources,
 )
 from workerpool_operator.quantity import parse_quantity
+from workerpool_operator.values import check_image, check_queues, check_timezone
 
 __all__ = ["RESERVED_ENV", "SpecError", "parse_pool"]
 
@@ -44,7 +46,6 @@ RESERVED_ENV = frozenset(
 _POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _MAX_POOL_NAME = 50  # "<pool>-flower" must stay a valid Service name (63 chars)
 _PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -59,12 +60,18 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         )
     if spec is None:
         raise SpecError("spec", "is required")
+    if not isinstance(spec, Mapping):
+        raise SpecError("spec", f"must be an object, got {type(spec).__name__}")
     top = Fields(spec, "spec")
     environment = cast(Environment, top.enum("environment", ("preview", "production"), "preview"))
     profile = profiles.PROFILES[environment]
 
     packages = top.str_list("workerPackages", pattern=_PACKAGE, required=True)
-    queues = top.str_list("queues", pattern=_QUEUE) or profiles.DEFAULT_QUEUES
+    queues = (
+        check_queues("spec.queues", top.str_list("queues"))
+        if top.has("queues")
+        else profiles.DEFAULT_QUEUES
+    )
     for field_name, values in (("workerPackages", packages), ("queues", queues)):
         if len(set(values)) != len(values):
             raise SpecError(f"spec.{field_name}", "contains duplicates")
@@ -73,7 +80,7 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         name=name,
         namespace=namespace,
         environment=environment,
-        image=top.string("image"),
+        image=check_image("spec.image", top.string("image")),
         image_pull_policy=top.optional_enum("imagePullPolicy", ("Always", "IfNotPresent", "Never")),
         worker_packages=packages,
         replicas=top.integer("replicas", 0, 1000, profile.replicas),
@@ -82,7 +89,9 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         resources=_resources(top, "resources", profile.worker),
         env=_env(top),
         env_from=_env_from(top),
-        timezone=top.string_or("timezone", profiles.DEFAULT_TIMEZONE),
+        timezone=check_timezone(
+            "spec.timezone", top.string_or("timezone", profiles.DEFAULT_TIMEZONE)
+        ),
         log_level=top.enum("logLevel", _LOG_LEVELS, profiles.DEFAULT_LOG_LEVEL),
         log_format=top.enum("logFormat", ("text", "json"), profiles.DEFAULT_LOG_FORMAT),
         termination_grace_period_seconds=top.integer(
@@ -124,10 +133,14 @@ def _redis(redis: Fields, profile: profiles.Profile) -> RedisSpec:
                     "configures the managed Redis and cannot be combined with spec.redis.external",
                 )
     size = persistence.quantity("size", profile.redis_storage_size)
+    if parse_quantity(size) <= 0:
+        raise SpecError(f"{persistence.path}.size", f"{size} must be greater than zero")
     return RedisSpec(
         external_secret=external_secret,
         external_key=external.string_or("key", "url"),
-        image=redis.string_or("image", profiles.DEFAULT_REDIS_IMAGE),
+        image=check_image(
+            f"{redis.path}.image", redis.string_or("image", profiles.DEFAULT_REDIS_IMAGE)
+        ),
         resources=_resources(redis, "resources", profile.redis),
         persistence=persistence.boolean("enabled", profile.redis_persistence),
         storage_size=size,
@@ -157,25 +170,39 @@ def _pod(top: Fields) -> PodSettings:
 def _resources(parent: Fields, key: str, profile: Resources) -> Resources:
     """Merge each of requests/limits x cpu/memory/... over the profile, then check the result."""
     raw = parent.child(key)
-    merged: dict[str, dict[str, str]] = {}
-    for part, base in (("requests", profile.requests), ("limits", profile.limits)):
-        values = dict(base)
-        given = raw.child(part)
-        for resource in _RESOURCE_NAMES:
-            if given.has(resource):
-                values[resource] = given.quantity(resource, "0")
-        merged[part] = values
-    requests, limits = merged["requests"], merged["limits"]
+    requests = _merged(raw.child("requests"), profile.requests)
+    limits = _merged(raw.child("limits"), profile.limits)
     for resource in _RESOURCE_NAMES:
         if resource not in requests or resource not in limits:
             continue
         if parse_quantity(requests[resource]) > parse_quantity(limits[resource]):
-            raise SpecError(
-                f"{raw.path}.requests.{resource}",
-                f"{requests[resource]} exceeds the limit {limits[resource]} (explicit or from "
-                f"the environment profile); raise {raw.path}.limits.{resource} as well",
-            )
+            raise _over_limit(raw, resource, requests[resource], limits[resource])
     return Resources(requests=requests, limits=limits)
+
+
+def _merged(given: Fields, base: Mapping[str, str]) -> dict[str, str]:
+    values = dict(base)
+    for resource in _RESOURCE_NAMES:
+        if given.has(resource):
+            values[resource] = given.quantity(resource, "0")
+    return values
+
+
+def _over_limit(raw: Fields, resource: str, request: str, limit: str) -> SpecError:
+    """Blame the value the user wrote: a limit set below the profile's request is a problem
+    of the limit, not of a request the user never wrote."""
+    requests, limits = f"{raw.path}.requests.{resource}", f"{raw.path}.limits.{resource}"
+    if raw.child("limits").has(resource) and not raw.child("requests").has(resource):
+        return SpecError(
+            limits,
+            f"{limit} is below the request {request} of the environment profile; raise it, "
+            f"or set {requests} as well",
+        )
+    return SpecError(
+        requests,
+        f"{request} exceeds the limit {limit} (explicit or from the environment profile); "
+        f"raise {limits} as well",
+    )
 
 
 def _env(top: Fields) -> tuple[Mapping[str, Any], ...]:
@@ -191,7 +218,20 @@ def _env(top: Fields) -> tuple[Mapping[str, Any], ...]:
             )
         if entry.get("value") and "valueFrom" in entry:
             raise SpecError(path, "value and valueFrom are mutually exclusive")
+        _value_from(entry, path)
     return tuple(entries)
+
+
+_VALUE_SOURCES = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
+
+
+def _value_from(entry: Mapping[str, Any], path: str) -> None:
+    """Mirror of the CRD's CEL rule: a valueFrom names exactly one source."""
+    source = entry.get("valueFrom")
+    if source is None:
+        return
+    if not isinstance(source, Mapping) or sum(key in source for key in _VALUE_SOURCES) != 1:
+        raise SpecError(f"{path}.valueFrom", f"needs exactly one of {', '.join(_VALUE_SOURCES)}")
 
 
 def _env_from(top: Fields) -> tuple[Mapping[str, Any], ...]:

@@ -38,6 +38,8 @@ class DeploymentObservation:
     available: int
     # Message of a Progressing=False/ProgressDeadlineExceeded condition, if any.
     deadline_exceeded: str | None
+    # A failing container of its pods (diagnosis.py), found long before the deadline.
+    failure: Problem | None = None
 
     @property
     def is_ready(self) -> bool:
@@ -50,6 +52,8 @@ class DeploymentObservation:
         )
 
     def summary(self) -> str:
+        if self.failure is not None:
+            return self.failure.message
         if self.observed_generation < self.generation:
             return "Deployment change not yet observed by its controller"
         if self.updated < self.desired or self.replicas > self.desired:
@@ -163,6 +167,9 @@ def changed_conditions(previous: Mapping[str, Any] | None, status: Mapping[str, 
 
 
 def _stuck_rollout(observations: Sequence[DeploymentObservation]) -> Problem | None:
+    for o in observations:
+        if o.failure is not None and not o.is_ready:
+            return o.failure
     for o in observations:
         if o.deadline_exceeded is not None and not o.is_ready:
             return Problem("ProgressDeadlineExceeded", f"{o.component}: {o.deadline_exceeded}")

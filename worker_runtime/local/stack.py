@@ -59,8 +59,22 @@ def _spawn(args: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[byte
     )
 
 
-# One start-supervise-stop sequence; its branches are the stack's states, kept in one place.
-def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:  # noqa: C901
+def _maybe_start_redis(
+    options: StackOptions, env: dict[str, str], echo: Callable[[str], None]
+) -> EmbeddedRedis | None:
+    """Start the embedded Redis and point `env` at it, unless a broker is already set."""
+    if env.get("CELERY_BROKER_URL"):
+        return None
+    redis_server = EmbeddedRedis(data_dir=options.redis_dir).start()
+    env["CELERY_BROKER_URL"] = env["CELERY_RESULT_BACKEND"] = redis_server.url()
+    echo(
+        f"Started embedded Redis at {redis_server.url()} with its data in "
+        f"{options.redis_dir} (no CELERY_BROKER_URL was set)"
+    )
+    return redis_server
+
+
+def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:
     stopping = False
     hurry = False
 
@@ -74,14 +88,7 @@ def run_stack(options: StackOptions, echo: Callable[[str], None]) -> int:  # noq
     signal.signal(signal.SIGTERM, request_stop)
 
     env = dict(os.environ, WORKER_PACKAGES=options.packages)
-    redis_server: EmbeddedRedis | None = None
-    if not env.get("CELERY_BROKER_URL"):
-        redis_server = EmbeddedRedis(data_dir=options.redis_dir).start()
-        env["CELERY_BROKER_URL"] = env["CELERY_RESULT_BACKEND"] = redis_server.url()
-        echo(
-            f"Started embedded Redis at {redis_server.url()} with its data in "
-            f"{options.redis_dir} (no CELERY_BROKER_URL was set)"
-        )
+    redis_server = _maybe_start_redis(options, env, echo)
     credentials = options.credentials or f"admin:{secrets.token_urlsafe(12)}"
     env["FLOWER_BASIC_AUTH"] = credentials
 

@@ -66,7 +66,7 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
-# Generated Redis/Flower Secrets created once and pruned; referenced Secrets read (no list).
+# Generated Secrets created once (re-created when a user restored one), pruned; others read.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create, delete]
@@ -78,6 +78,10 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, create, patch]
+# Pods of a component that is not ready: their container statuses name the error.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # Kopf posts warning Events about WorkerPools.
 - apiGroups: [""]
   resources: [events]

@@ -17,7 +17,7 @@ from workerpool_operator.builders.redis import (
     build_redis_pvc,
     build_redis_service,
 )
-from workerpool_operator.builders.secrets import build_generated_secret
+from workerpool_operator.builders.secrets import build_generated_secret, build_restored_secret
 from workerpool_operator.builders.worker import build_worker_deployment
 from workerpool_operator.model import Json, Owner, PoolSpec
 from workerpool_operator.names import Component, child_name
@@ -27,6 +27,7 @@ __all__ = [
     "Digests",
     "build_children",
     "build_generated_secret",
+    "build_restored_secret",
     "generated_secret_components",
     "prunable_children",
 ]

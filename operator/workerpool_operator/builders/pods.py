@@ -21,6 +21,9 @@ from workerpool_operator.references import REDIS_PASSWORD_KEY, component_referen
 # Heartbeats for `workerpool health` ($WORKERPOOL_STATE_DIR), on the /tmp emptyDir.
 STATE_DIR: Final = "/tmp/workerpool"
 TMP_VOLUME: Final = "tmp"
+# A crashed container's last log lines become its termination message, which the operator
+# puts in the pool's status (diagnosis.py): "ModuleNotFoundError: ..." instead of "Error".
+TERMINATION_MESSAGE_POLICY: Final = "FallbackToLogsOnError"
 # Input digests keyed by ("Secret" | "ConfigMap", name), read by the reconciler.
 Digests = Mapping[tuple[str, str], str]
 
@@ -105,6 +108,7 @@ def app_container(
         "resources": resources.to_k8s(),
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
     if pool.env_from:
         container["envFrom"] = [copy.deepcopy(dict(entry)) for entry in pool.env_from]

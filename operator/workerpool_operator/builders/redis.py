@@ -58,6 +58,7 @@ def build_redis_deployment(pool: PoolSpec, owner: Owner, digests: pods.Digests) 
         "resources": pool.redis.resources.to_k8s(),
         "securityContext": pods.container_security_context(),
         "volumeMounts": [{"name": DATA_VOLUME, "mountPath": "/data"}],
+        "terminationMessagePolicy": pods.TERMINATION_MESSAGE_POLICY,
         # Loading a large append-only file takes time; liveness waits for the first PONG.
         "startupProbe": _ping(period=5, failures=60),
         "readinessProbe": _ping(period=5, failures=3),

@@ -86,7 +86,17 @@ def to_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
 def install_crd(plane: ControlPlane) -> None:
     """The CRD from manifests/, applied as users do, and served."""
     plane.kubectl_run("apply", "--server-side", "-f", str(CRD_FILE))
-    plane.kubectl_run("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
+    # Polled rather than `kubectl wait`: kubectl 1.37 fails at once ("conditions accessor
+    # error") when it reads the CRD before the API server has written any status condition.
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+    wait_for(
+        lambda: plane.kubectl_run(
+            "get", f"crd/{CRD_NAME}", "-o", f"jsonpath={established}", check=False
+        ).stdout.strip()
+        == "True",
+        timeout=60,
+        message=f"crd/{CRD_NAME} to be Established",
+    )
     wait_for(
         lambda: plane.kubectl_run("get", "workerpools", "-A", check=False).returncode == 0,
         timeout=30,

@@ -58,6 +58,7 @@ NAMESPACED_NEEDS = [
     ("create", "persistentvolumeclaims", ""),
     ("patch", "persistentvolumeclaims", ""),
     ("create", "events", ""),
+    ("list", "pods", ""),  # container statuses of a component that is not ready
 ]
 # Watched cluster-wide with --all-namespaces.
 CLUSTER_WIDE_NEEDS = [
@@ -86,6 +87,7 @@ NAMESPACED_FORBIDDEN = [
     ("update", POOLS, "status"),
     ("create", "pods", ""),
     ("get", "pods", ""),
+    ("watch", "pods", ""),
     ("create", "pods", "exec"),
     ("patch", "configmaps", ""),
     ("create", "serviceaccounts", "token"),
@@ -140,10 +142,11 @@ def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
 def cluster_rbac(
     control_plane: ControlPlane,
     # Requested for their effect: the CRD and the operator's namespace exist first.
-    installed_crd: str,  # noqa: ARG001
-    operator_namespace: str,  # noqa: ARG001
+    installed_crd: str,
+    operator_namespace: str,
 ) -> Iterator[str]:
     """The base's ServiceAccount, ClusterRole and ClusterRoleBinding, created for real."""
+    del installed_crd, operator_namespace  # requested for their effect: both must exist first
     objects = [
         o
         for o in kustomize(control_plane, MANIFESTS)
@@ -205,11 +208,12 @@ def test_the_cluster_wide_operator_may_not_touch_the_cluster(
 @pytest.fixture
 def namespaced_rbac(
     control_plane: ControlPlane,
-    installed_crd: str,  # noqa: ARG001  (requested for its effect: the CRD exists first)
+    installed_crd: str,
     k8s_namespace: str,
 ) -> str:
     """The namespaced variant's ServiceAccount, Role and RoleBinding, moved to a namespace of
     this test's own (so no ClusterRoleBinding of another test can answer for it)."""
+    del installed_crd  # requested for its effect: the CRD must exist first
     objects = [
         o
         for o in kustomize(control_plane, NAMESPACED_OVERLAY)

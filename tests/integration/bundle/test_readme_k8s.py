@@ -12,7 +12,6 @@ library behind a thin CLI (helm_cli.py). Blocks that need Docker, a kubelet or m
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,17 +154,6 @@ def test_the_image_names_in_the_readme_are_the_ones_the_manifests_use() -> None:
     }
     for image in images:
         assert f" {image} " in text or f" {image}\n" in text, f"README must build {image}"
-
-
-def test_the_argo_cd_health_check_reads_the_kstatus_conditions() -> None:
-    (config,) = readme.fenced(k8s_text(), "yaml")
-    lua = yaml.safe_load(config)["data"]["resource.customizations.health.workerpool.dev_WorkerPool"]
-
-    for needle in ('"Stalled"', '"Ready"', "observedGeneration", '"Degraded"', '"Healthy"'):
-        assert needle in lua
-    # Balanced blocks: every `if`/`for` is closed by an `end` (no Lua interpreter here).
-    opened = re.findall(r"^\s*(?:if|for)\b", lua, flags=re.M)
-    assert len(opened) == len(re.findall(r"^\s*end\b", lua, flags=re.M))
 
 
 def test_the_chart_values_the_readme_sets_are_those_of_the_namespaced_ci_values() -> None:

@@ -84,17 +84,20 @@ def test_a_hand_edited_child_is_restored_within_10_seconds(kube: Kube) -> None:
     kube.wait(restored, timeout=10, message="hand-edited worker restored")
 
 
-def test_a_deleted_generated_secret_is_regenerated_and_rolls_the_pods(kube: Kube) -> None:
+def test_a_deleted_flower_secret_is_regenerated_and_rolls_only_flower(kube: Kube) -> None:
+    # The Redis Secret is never regenerated while Redis runs (test_guards.py).
     create_pool(kube)
-    before = template_hash(worker(kube))
-    kube.run("delete", "secret/shop-redis")
+    flower_before = template_hash(kube.must_get("deployment", "shop-flower"))
+    worker_before = template_hash(worker(kube))
+    kube.run("delete", "secret/shop-flower")
     kube.wait(
-        lambda: kube.get("secret", "shop-redis") is not None
-        and template_hash(worker(kube)) != before,
-        # Secrets are not watched (no list/watch RBAC on Secrets): the 10 s resync notices.
+        lambda: kube.get("secret", "shop-flower") is not None
+        and template_hash(kube.must_get("deployment", "shop-flower")) != flower_before,
+        # Secrets are not watched (no list/watch RBAC on Secrets): the resync notices.
         timeout=12,
-        message="a new Redis password and a new worker pod template",
+        message="new Flower credentials and a new Flower pod template",
     )
+    assert template_hash(worker(kube)) == worker_before
 
 
 def test_a_spec_change_rolls_the_worker_template_only(kube: Kube) -> None:

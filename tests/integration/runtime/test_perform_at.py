@@ -55,7 +55,7 @@ def test_an_aware_datetime_is_exact(rt: Runtime) -> None:
     assert rt.redis.zscore(rt.keys.schedule(Echo.queue), result.id) == when.timestamp()
 
 
-@pytest.mark.usefixtures("rt")  # perform_at writes through the test's runtime
+@pytest.mark.usefixtures("rt")
 def test_a_naive_time_in_the_past_runs_now(spawn: Spawn) -> None:
     spawn("worker", "--concurrency=1")
     result = Echo.perform_at(datetime.now() - timedelta(seconds=5), user_id=3, data={})

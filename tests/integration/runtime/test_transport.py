@@ -12,10 +12,6 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_worker_app_uses_the_reusing_transport(rt: Runtime) -> None:
-    assert (rt.app.conf.broker_transport, rt.app.conf.worker_consumer) == (
-        intake.TRANSPORT,
-        intake.CONSUMER,
-    )
     with rt.app.connection_for_write() as connection:
         # intake's channel (unrunnable messages) on top of the reusing one.
         assert isinstance(connection.default_channel, intake.Channel)

@@ -16,7 +16,7 @@ OWNER = Owner(name="shop", uid="0b5a6d1e-0000-4000-8000-000000000001")
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("unit tests must not open network connections")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)

@@ -64,6 +64,17 @@ class FakeCluster:
     def get_pool(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.get(names.API_VERSION, names.KIND, namespace, name)
 
+    def list_objects(
+        self, api_version: str, kind: str, namespace: str, selector: str
+    ) -> list[dict[str, Any]]:
+        wanted = dict(term.split("=", 1) for term in selector.split(","))
+        return [
+            copy.deepcopy(obj)
+            for (version, k, ns, _), obj in self.objects.items()
+            if (version, k, ns) == (api_version, kind, namespace)
+            and wanted.items() <= (obj["metadata"].get("labels") or {}).items()
+        ]
+
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         if obj["kind"] in self.reject:
             raise self.reject[obj["kind"]]

@@ -222,6 +222,8 @@ def test_every_pod_is_restricted_and_sized(environment: str) -> None:
             for part in ("requests", "limits"):
                 assert set(c["resources"][part]) >= {"cpu", "memory"}, name
             assert {"livenessProbe", "readinessProbe", "startupProbe"} <= set(c), name
+            # A crash's last log lines reach the pool's status (diagnosis.py).
+            assert c["terminationMessagePolicy"] == "FallbackToLogsOnError", name
 
 
 def test_no_probe_broadcasts_celery_inspect_ping() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import kopf
 import pytest
-from workerpool_operator.cluster import ApiRejected, _status_message, _translate, path
+from workerpool_operator.cluster import _status_message, _translate, path
+from workerpool_operator.errors import ApiRejected, ApiUnavailable
 
 
 def test_paths_for_core_grouped_and_custom_resources() -> None:
@@ -18,18 +18,18 @@ def test_paths_for_core_grouped_and_custom_resources() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "error", "reason"),
-    [(422, ApiRejected, "ApplyRejected"), (400, ApiRejected, "ApplyRejected"),
-     (403, ApiRejected, "Forbidden"), (409, kopf.TemporaryError, None),
-     (500, kopf.TemporaryError, None), (429, kopf.TemporaryError, None)],
+    ("code", "error", "reason", "permanent"),
+    [(422, ApiRejected, "ApplyRejected", True), (400, ApiRejected, "ApplyRejected", True),
+     # RBAC is fixed outside the pool: retried like any transient failure, wherever it occurs.
+     (403, ApiRejected, "Forbidden", False), (409, ApiUnavailable, "Conflict", False),
+     (500, ApiUnavailable, "Http500", False), (429, ApiUnavailable, "Http429", False)],
 )  # fmt: skip
-def test_http_failures_carry_retry_meaning(code: int, error: type, reason: str | None) -> None:
+def test_http_failures_carry_retry_meaning(
+    code: int, error: type, reason: str, permanent: bool
+) -> None:
     translated = _translate(code, "Deployment apps/x", "boom")
-    assert isinstance(translated, error)
-    if reason is not None:
-        assert isinstance(translated, ApiRejected)
-        assert translated.reason == reason
-        assert isinstance(translated, kopf.PermanentError)
+    assert type(translated) is error
+    assert (translated.reason, translated.permanent) == (reason, permanent)
     assert "Deployment apps/x" in str(translated)
     assert "boom" in str(translated)
 

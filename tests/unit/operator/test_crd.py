@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from workerpool_operator import profiles
+from workerpool_operator import profiles, spec, values
 from workerpool_operator.spec import RESERVED_ENV
 
 from tests.unit.operator.conftest import make_pool
@@ -129,10 +129,21 @@ def test_printer_columns_show_environment_replicas_status_and_age(version: dict[
 def test_cel_rules_cover_the_cross_field_constraints(version: dict[str, Any]) -> None:
     text = yaml.safe_dump(version["schema"])
     for message in (
-        "metadata.name must be a DNS label",
         "spec.redis.external cannot be combined",
         "resources.requests.memory must not exceed resources.limits.memory",
         "value and valueFrom are mutually exclusive",
         "exactly one of secretRef or configMapRef",
     ):
         assert message in text
+
+
+def test_name_and_image_rules_are_the_parsers(version: dict[str, Any]) -> None:
+    root = version["schema"]["openAPIV3Schema"]
+    name = root["properties"]["metadata"]["properties"]["name"]
+    assert (name["pattern"], name["maxLength"]) == (spec._POOL_NAME.pattern, spec._MAX_POOL_NAME)
+    fields = root["properties"]["spec"]["properties"]
+    for image in (fields["image"], fields["redis"]["properties"]["image"]):
+        assert (image["pattern"], image["maxLength"]) == (
+            values.IMAGE_PATTERN,
+            values.MAX_IMAGE_LENGTH,
+        )

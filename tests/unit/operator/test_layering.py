@@ -1,8 +1,9 @@
 """What import-linter cannot check about the operator package's layout.
 
 Which module may import what (the pure core imports no Kubernetes/Kopf/Redis/Celery, only
-`cluster` imports the Kubernetes client, the layer order) is enforced on the whole import graph
-by the import-linter contracts in pyproject.toml (`make lint`), not here."""
+`cluster` imports the Kubernetes client, only the handlers and the CLI import Kopf, the layer
+order) is enforced on the whole import graph by the import-linter contracts in pyproject.toml
+(`make lint`), not here."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
-from workerpool_operator.cluster import ApiRejected
+from workerpool_operator.errors import ApiRejected
 from workerpool_operator.reconcile import Outcome, reconcile
 
 from tests.unit.operator.conftest import spec_of

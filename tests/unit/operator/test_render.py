@@ -8,6 +8,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from workerpool_operator.cli import operator_command, render_command
+from workerpool_operator.crd import pool_schema
 from workerpool_operator.render import PLACEHOLDER_UID, render_documents
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,7 +55,7 @@ def test_render_explains_an_invalid_pool() -> None:
     )
     result = CliRunner().invoke(render_command, ["-"], input=document)
     assert result.exit_code == 1
-    assert "spec.workerPackages: needs at least one entry" in result.output
+    assert "spec.workerPackages: Required value" in result.output
 
 
 def test_render_needs_a_worker_pool() -> None:
@@ -70,7 +71,7 @@ def test_generated_secrets_are_rendered_with_a_placeholder_owner() -> None:
         "metadata": {"name": "shop"},
         "spec": {"image": "i", "workerPackages": ["p"]},
     }
-    objects = render_documents([document], password=lambda: "pw")
+    objects = render_documents([document], password=lambda: "pw", schema=pool_schema())
     assert objects[0]["metadata"]["ownerReferences"][0]["uid"] == PLACEHOLDER_UID
     assert objects[0]["metadata"]["namespace"] == "default"
 
@@ -81,3 +82,9 @@ def test_the_operator_command_needs_an_explicit_namespace_choice() -> None:
     assert "--namespace/-n (repeatable) or --all-namespaces" in result.output
     both = CliRunner().invoke(operator_command, ["-n", "a", "--all-namespaces"])
     assert both.exit_code == 2
+
+
+def test_the_operator_command_refuses_a_resync_below_one_second() -> None:
+    result = CliRunner().invoke(operator_command, ["-A", "--resync-seconds=0.1"])
+    assert result.exit_code == 2
+    assert "--resync-seconds" in result.output

@@ -87,6 +87,18 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("not a quantity", {"resources": {"requests": {"cpu": "lots"}}}, "'lots' is not a quantity"),
     (
+        # The user wrote the limit, not the request: the message must name the limit.
+        "limit below the profile's request",
+        {"resources": {"limits": {"cpu": "0"}}},
+        "spec.resources.limits.cpu: 0 is below the request 200m of the environment profile",
+    ),
+    ("no queues", {"queues": []}, "spec.queues: needs at least one entry"),
+    ("unknown queue", {"queues": ["urgent"]}, "spec.queues[0]: 'urgent' is not one of"),
+    ("not an IANA zone", {"timezone": "Mars/Olympus"}, "spec.timezone: 'Mars/Olympus' is not"),
+    ("image with a space", {"image": "my image:1.0"}, "spec.image: 'my image:1.0' is not an"),
+    ("zero storage", {"redis": {"persistence": {"size": "0"}}}, "size: 0 must be greater than"),
+    ("spec is a list", {"_whole": [1, 2]}, "spec: must be an object, got list"),
+    (
         "reserved env",
         {"env": [{"name": "CELERY_BROKER_URL", "value": "redis://x"}]},
         "spec.env[0].name: CELERY_BROKER_URL is set by the operator",
@@ -127,8 +139,9 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 def test_invalid_specs_are_rejected_with_the_field_and_a_reason(
     overrides: dict[str, Any], message: str
 ) -> None:
+    spec = overrides["_whole"] if "_whole" in overrides else spec_of(**overrides)
     with pytest.raises(SpecError) as caught:
-        make_pool(**overrides)
+        parse_pool("shop", "apps", spec)
     assert message in str(caught.value)
 
 

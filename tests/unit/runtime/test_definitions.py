@@ -17,12 +17,11 @@ def _define(name: str, body: dict[str, Any]) -> type[Worker]:
     return type(name, (Worker,), {"__module__": __name__, **body})
 
 
-# The signatures are what these tests are about; the bodies need none of the arguments.
-def _perform(cls: type, *args: Any) -> None:  # noqa: ARG001
+def _perform(cls: type, *args: Any) -> None:
     return None
 
 
-def _needs(cls: type, user_id: int) -> None:  # noqa: ARG001
+def _needs(cls: type, user_id: int) -> None:
     return None
 
 
@@ -57,7 +56,7 @@ def test_a_worker_that_cannot_work_is_refused_at_definition(
 
 
 def test_a_cron_worker_whose_perform_has_defaults_is_accepted() -> None:
-    def perform(cls: type, limit: int = 10) -> None:  # noqa: ARG001 - the signature is tested
+    def perform(cls: type, limit: int = 10) -> None:
         return None
 
     worker = _define("Nightly", {"perform": classmethod(perform), "cron_schedule": "0 2 * * *"})

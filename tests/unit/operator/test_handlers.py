@@ -1,0 +1,93 @@
+"""The handlers: the only place errors become kopf's retry semantics, and state in kopf's memo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+import pytest
+from workerpool_operator import handlers
+from workerpool_operator.coalesce import Coalescer
+from workerpool_operator.errors import ApiRejected, ApiUnavailable
+
+from tests.unit.operator.conftest import spec_of
+from tests.unit.operator.fakes import FakeCluster
+
+
+class FailingCluster(FakeCluster):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def get_pool(self, namespace: str, name: str) -> dict[str, Any] | None:
+        del namespace, name  # every pool fails alike
+        raise self.error
+
+
+def memo_with(cluster: FakeCluster) -> kopf.Memo:
+    memo = kopf.Memo()
+    memo[handlers.MEMO_KEY] = handlers.State(cluster=cluster, coalescer=Coalescer())  # type: ignore[arg-type]
+    return memo
+
+
+def reconcile_pool(memo: kopf.Memo) -> None:
+    logger: Any = kopf.LocalObjectLogger(body=kopf.Body({}), settings=kopf.OperatorSettings())
+    # kopf's decorator types the handler as its protocol with every kwarg; call it as kopf does.
+    handler: Any = handlers.reconcile_pool
+    handler(name="shop", namespace="apps", memo=memo, logger=logger)
+
+
+@pytest.mark.parametrize(
+    ("error", "kopf_error"),
+    [
+        (ApiUnavailable("Http500", "Deployment apps/x: HTTP 500"), kopf.TemporaryError),
+        # 403 the same wherever it occurs: retried, the fix is in RBAC, not in the pool.
+        (ApiRejected("Forbidden", "the operator may not access WorkerPool apps/shop"),
+         kopf.TemporaryError),
+        (ApiRejected("ApplyRejected", "WorkerPool apps/shop status was rejected"),
+         kopf.PermanentError),
+    ],
+)  # fmt: skip
+def test_api_errors_become_kopf_errors_with_their_retry_meaning(
+    error: Exception, kopf_error: type[Exception]
+) -> None:
+    with pytest.raises(kopf_error, match=str(error)) as caught:
+        reconcile_pool(memo_with(FailingCluster(error)))
+    assert caught.value.__cause__ is error
+    assert type(caught.value) is kopf_error
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Events the handlers post (kopf posts them only inside a running operator)."""
+    posted: list[tuple[str, str]] = []
+
+    def record(_body: object, *, reason: str, message: str) -> None:
+        posted.append((reason, message))
+
+    monkeypatch.setattr(kopf, "warn", record)
+    monkeypatch.setattr(kopf, "info", record)
+    return posted
+
+
+def test_a_problem_only_a_spec_change_can_fix_is_permanent(events: list[tuple[str, str]]) -> None:
+    cluster = FakeCluster()
+    cluster.add_pool(spec_of(timezone="Mars/Olympus"))
+    with pytest.raises(kopf.PermanentError, match=r"spec\.timezone"):
+        reconcile_pool(memo_with(cluster))
+    assert [reason for reason, _ in events] == ["InvalidSpec"]
+
+
+def test_a_problem_outside_the_pool_is_retried(events: list[tuple[str, str]]) -> None:
+    cluster = FakeCluster()
+    cluster.add_pool(spec_of(flower={"credentialsSecret": "ops"}))
+    with pytest.raises(kopf.TemporaryError) as caught:
+        reconcile_pool(memo_with(cluster))
+    assert caught.value.delay == handlers.RETRY_SECONDS
+    assert [reason for reason, _ in events] == ["SecretNotFound"]
+
+
+def test_before_start_up_the_handlers_ask_kopf_to_retry_soon() -> None:
+    with pytest.raises(kopf.TemporaryError) as caught:
+        reconcile_pool(kopf.Memo())
+    assert caught.value.delay == 1
