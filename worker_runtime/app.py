@@ -10,6 +10,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from worker_runtime.queues import DEFAULT, QUEUES
+from worker_runtime.results import RESULT_BACKEND
 from worker_runtime.settings import Settings
 
 
@@ -19,10 +20,11 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("workerpool", set_as_current=True)
     app.conf.update(
         broker_url=settings.broker_url,
-        # kombu's Redis transport and Celery's consumer, keeping unrunnable messages in the
-        # dead set instead of stopping the worker or dropping them (intake.py). Named as
-        # "module:Class" strings that kombu and Celery resolve when a worker starts, so this
-        # module does not import intake (which needs the runtime, which needs this module).
+        # kombu's Redis transport (one reused client per channel, transport.py) and Celery's
+        # consumer, keeping unrunnable messages in the dead set instead of stopping the worker
+        # or dropping them (intake.py). Named as "module:Class" strings that kombu and Celery
+        # resolve when a worker starts, so this module does not import intake (which needs the
+        # runtime, which needs this module).
         broker_transport="worker_runtime.intake:Transport",
         worker_consumer="worker_runtime.intake:Consumer",
         result_backend=settings.result_backend,
@@ -66,4 +68,8 @@ def create_app(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )
+    # Celery's Redis backend, one round trip per state written (results.py). Through
+    # `backend_cls`, not the `result_backend` setting: Celery reads CELERY_RESULT_BACKEND from
+    # the environment in preference to that setting, and deployments set it.
+    app.backend_cls = f"{RESULT_BACKEND}+{settings.result_backend}"
     return app

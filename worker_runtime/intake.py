@@ -30,10 +30,9 @@ from time import monotonic
 from typing import Any
 
 from celery.worker.consumer import Consumer as CeleryConsumer
-from kombu.transport import redis as kombu_redis
 from kombu.utils import encoding, json
 
-from worker_runtime import runtime
+from worker_runtime import runtime, transport
 from worker_runtime.dead import DeadJobs, unrunnable
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ def envelope_problem(payload: Any) -> str | None:
     return None
 
 
-class Channel(kombu_redis.Channel):
+class Channel(transport.Channel):
     def _brpop_read(self, **options: Any) -> bool:
         # kombu's own _brpop_read (5.7), with the decode and envelope check guarded.
         try:
@@ -129,7 +128,7 @@ class Channel(kombu_redis.Channel):
             self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
 
 
-class Transport(kombu_redis.Transport):
+class Transport(transport.Transport):
     Channel = Channel
 
 

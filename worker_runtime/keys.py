@@ -23,6 +23,13 @@ class Keys:
         return f"{self.prefix}:schedule:payloads"
 
     @property
+    def schedule_wake(self) -> str:
+        """Pub/sub channel: a job was scheduled due sooner than a dispatcher may be sleeping.
+
+        The message is its due time (epoch seconds)."""
+        return f"{self.prefix}:schedule:wake"
+
+    @property
     def dead(self) -> str:
         """Sorted set of dead job ids scored by time of death."""
         return f"{self.prefix}:dead"

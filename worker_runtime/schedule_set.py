@@ -14,6 +14,7 @@ delays (callers pass a finished message and a due time).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -31,23 +32,44 @@ from worker_runtime.queues import QUEUES
 
 log = logging.getLogger(__name__)
 
-#: KEYS: schedule zset, payload hash, queue list. ARGV: now (epoch), batch size.
-#: Returns how many ids it took off the set. An id whose payload is missing is dropped (and
-#: counted) rather than found again on every pass; nothing is pushed for it.
+#: KEYS: payload hash, then (schedule zset, queue list) per queue in priority order.
+#: ARGV: now (epoch), batch size. Moves at most a batch of due jobs in all and returns
+#: {how many ids it took off the sets, the earliest due time left in them (a string) or false}.
+#: An id whose payload is missing is dropped (and counted) rather than found again on every
+#: pass; nothing is pushed for it. One script for every queue: one round trip per pass.
 _MOVE_DUE = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, id in ipairs(ids) do
-  local message = redis.call('HGET', KEYS[2], id)
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
-  if message then
-    redis.call('LPUSH', KEYS[3], message)
+local budget = tonumber(ARGV[2])
+local moved = 0
+local next_due = false
+for i = 2, #KEYS, 2 do
+  if moved < budget then
+    local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'LIMIT', 0, budget - moved)
+    for _, id in ipairs(ids) do
+      local message = redis.call('HGET', KEYS[1], id)
+      redis.call('ZREM', KEYS[i], id)
+      redis.call('HDEL', KEYS[1], id)
+      if message then
+        redis.call('LPUSH', KEYS[i + 1], message)
+      end
+    end
+    moved = moved + #ids
+  end
+  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  if first[2] and ((not next_due) or tonumber(first[2]) < tonumber(next_due)) then
+    next_due = first[2]
   end
 end
-return #ids
+return {moved, next_due}
 """
 
 BATCH = 500
+#: A job due sooner than this when scheduled wakes the sleeping dispatchers (pub/sub). Jobs due
+#: later need no wake: every pass plans its next one by the earliest due job (`Pass.next_due`),
+#: and no dispatcher sleeps longer than its interval (0.2 s by default; keep it below this).
+WAKE_WITHIN = 1.0
+#: Shortest sleep between passes while jobs keep falling due: bounds each dispatcher to 100
+#: passes a second however dense the due times.
+MIN_WAIT = 0.01
 
 #: Celery state shown by `AsyncResult.status` while a job waits in the schedule set.
 SCHEDULED = "SCHEDULED"
@@ -85,7 +107,19 @@ def schedule(
         pipe.hset(keys.payloads, job_id, message)
         pipe.zadd(keys.schedule(queue), {job_id: due_epoch})
         pipe.set(result_key(job_id), meta, ex=int(wait) + result_ttl)
+        if wait < WAKE_WITHIN:
+            # Same round trip; a dispatcher may have planned to sleep past this due time.
+            pipe.publish(keys.schedule_wake, repr(due_epoch))
         pipe.execute()
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one dispatcher pass did and saw."""
+
+    moved: int
+    #: Earliest due time (epoch) still in the schedule set after the pass, or None if empty.
+    next_due: float | None
 
 
 @dataclass(frozen=True)
@@ -103,19 +137,38 @@ class ScheduleSet:
 
     def move_due(self, now: float) -> int:
         """Move every job due at or before `now` onto its queue; return how many moved."""
-        moved = 0
+        return self.dispatch(now).moved
+
+    def dispatch(self, now: float) -> Pass:
+        """Move every job due at or before `now`; say how many, and when the next falls due."""
+        keys = [self._keys.payloads]
         for queue in QUEUES:
-            while True:
-                n = int(
-                    self._move(
-                        keys=[self._keys.schedule(queue), self._keys.payloads, queue],
-                        args=[now, BATCH],
-                    )
-                )
-                moved += n
-                if n < BATCH:
-                    break
-        return moved
+            keys += [self._keys.schedule(queue), queue]
+        moved = 0
+        while True:
+            n, next_due = self._move(keys=keys, args=[now, BATCH])
+            moved += int(n)
+            if int(n) < BATCH:
+                return Pass(moved, None if next_due is None else float(next_due))
+
+    @property
+    def wake_channel(self) -> str:
+        return self._keys.schedule_wake
+
+    def wake(self) -> None:
+        """Wake every dispatcher listening on this Redis for an extra pass; never raises."""
+        try:
+            self._client.publish(self._keys.schedule_wake, "wake")
+        except redis.RedisError as exc:
+            log.debug("could not publish a schedule wake: %s", exc)
+
+    def listen(self) -> redis.client.PubSub:
+        """A subscription to the wake channel (see `schedule`)."""
+        pubsub: redis.client.PubSub = self._client.pubsub(  # type: ignore[no-untyped-call]
+            ignore_subscribe_messages=True
+        )
+        pubsub.subscribe(self._keys.schedule_wake)
+        return pubsub
 
     def summary(self) -> list[QueueSchedule]:
         out = []
@@ -149,7 +202,14 @@ class ScheduleSet:
 
 
 class Dispatcher:
-    """A daemon thread that moves due jobs every `interval` seconds until stopped."""
+    """A daemon thread moving due jobs until stopped.
+
+    After each pass it sleeps until the earliest due job, never longer than `interval`, so a
+    due job waits at most `MIN_WAIT` plus a pass instead of up to an interval, and an idle
+    schedule set costs one round trip per interval, as a fixed-interval poll does. A job
+    scheduled due sooner than the planned wake-up publishes its due time (`schedule`), which
+    shortens the sleep.
+    """
 
     def __init__(
         self,
@@ -161,6 +221,7 @@ class Dispatcher:
         self._interval = interval
         self._clock = clock
         self._stop = threading.Event()
+        self._pubsub: redis.client.PubSub | None = None
         self._thread = threading.Thread(target=self._run, name="workerpool-dispatcher", daemon=True)
 
     def start(self) -> None:
@@ -168,19 +229,77 @@ class Dispatcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        if self._thread.is_alive():
+            # Wakes the thread if it waits on the subscription (other dispatchers on this Redis
+            # just make one early pass); if Redis is gone, it notices within an interval.
+            self._set.wake()
         self._thread.join(timeout)
 
     def run_once(self) -> int:
-        moved = self._set.move_due(self._clock())
-        if moved:
-            log.debug("dispatched %d scheduled job(s)", moved)
-        return moved
+        return self._pass().moved
+
+    def _pass(self) -> Pass:
+        done = self._set.dispatch(self._clock())
+        if done.moved:
+            log.debug("dispatched %d scheduled job(s)", done.moved)
+        return done
 
     def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    next_due = self._pass().next_due
+                except redis.RedisError as exc:
+                    # Redis may restart under us; the jobs are safe in it, so retry next pass.
+                    log.warning("scheduled-job dispatch failed, retrying: %s", exc)
+                    next_due = None
+                self._sleep(self._wait_until(next_due))
+        finally:
+            if self._pubsub is not None:
+                self._pubsub.close()
+
+    def _wait_until(self, due: float | None) -> float:
+        return next_wait(due, self._clock(), self._interval)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if a job due sooner is scheduled meanwhile."""
+        deadline = time.monotonic() + seconds
         while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
             try:
-                self.run_once()
-            except redis.RedisError as exc:
-                # Redis may restart under us; the jobs are safe in it, so retry next pass.
-                log.warning("scheduled-job dispatch failed, retrying: %s", exc)
-            self._stop.wait(self._interval)
+                if self._pubsub is None:
+                    self._pubsub = self._set.listen()
+                message = self._pubsub.get_message(timeout=remaining)
+            except (redis.RedisError, OSError, ValueError) as exc:
+                # Without the subscription a pass still comes every interval; retry it later.
+                log.debug("schedule wake subscription failed: %s", exc)
+                self._drop_subscription()
+                self._stop.wait(remaining)
+                return
+            if message is not None and message.get("type") == "message":
+                due = _epoch(message.get("data"))
+                if due is not None:
+                    deadline = min(deadline, time.monotonic() + max(0.0, due - self._clock()))
+
+    def _drop_subscription(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                self._pubsub.close()
+            self._pubsub = None
+
+
+def next_wait(next_due: float | None, now: float, interval: float) -> float:
+    """Seconds a dispatcher sleeps after a pass: until the next due job, at most `interval`,
+    at least `MIN_WAIT`."""
+    if next_due is None:
+        return interval
+    return min(interval, max(MIN_WAIT, next_due - now))
+
+
+def _epoch(data: object) -> float | None:
+    try:
+        return float(data.decode() if isinstance(data, bytes) else str(data))
+    except ValueError:
+        return None

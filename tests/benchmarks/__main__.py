@@ -21,13 +21,22 @@ from typing import Any
 
 import psutil
 
-from tests.benchmarks import drain, enqueue, priority, scheduled
+from tests.benchmarks import (
+    drain,
+    enqueue,
+    plain_celery,
+    priority,
+    profile,
+    prototype,
+    scheduled,
+)
 from tests.benchmarks.config import SCENARIOS, Config
-from tests.benchmarks.harness import REPO, Bench, BenchmarkError, progress
+from tests.benchmarks.harness import OURS, REPO, Bench, BenchmarkError, progress
 from tests.benchmarks.report import Row, table, write_json
 from worker_runtime.local.embedded_redis import redis_server_binary
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+PROFILE_DIR = Path(__file__).resolve().parent / "results" / "profile"
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -46,6 +55,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="also run scenario 6 against a real control plane (skipped otherwise)",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep worker logs after exit")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the table: drain no-ops under py-spy and print where each job's CPU "
+        "and Redis commands go (tests/benchmarks/PROFILE.md)",
+    )
+    parser.add_argument("--profile-jobs", type=int, default=3000, help="jobs drained per profile")
+    parser.add_argument(
+        "--prototype",
+        action="store_true",
+        help="instead of the table: drain with other worker layouts for two slots, side by side "
+        "(tests/benchmarks/PROFILE.md); sizes from --profile-jobs and --runs",
+    )
+    parser.add_argument(
+        "--profile-systems",
+        default=f"{OURS},{plain_celery.GUARANTEES}",
+        help=f"comma-separated: {OURS} and/or plain Celery's {', '.join(plain_celery.PROFILES)}",
+    )
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(chosen) - set(SCENARIOS))
@@ -142,6 +169,17 @@ def run(config: Config, selected: list[str], keep_logs: bool = False) -> list[Ro
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    if args.prototype:
+        prototype.run(args.profile_jobs, args.runs or 3)
+        return 0
+    if args.profile:
+        systems = [s.strip() for s in args.profile_systems.split(",") if s.strip()]
+        bad = [s for s in systems if s != OURS and s not in plain_celery.PROFILES]
+        if bad:
+            progress(f"--profile-systems: unknown system(s) {', '.join(bad)}")
+            return 2
+        profile.run(args.profile_jobs, PROFILE_DIR, systems)
+        return 0
     runs = args.runs or (1 if args.smoke else 3)
     config = Config.smoke_sized(runs) if args.smoke else Config.full(runs)
     meta = _meta(config, args.selected)

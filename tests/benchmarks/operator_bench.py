@@ -357,7 +357,7 @@ def _measure(plane: ControlPlane, config: Config, log_dir: Path) -> list[Row]:
             "lower",
             [rss],
             [],
-            target=ours_at_most(150, "MB"),
+            target=ours_at_most(120, "MB"),
             note=f"5 s after convergence; {idle_rss / MB:.0f} MB idle before the first pool",
         ),
     ]

@@ -210,3 +210,22 @@ def test_summary_and_per_worker_report_counts_and_the_earliest_due_time(rt: Runt
         Urgent.task_name: (2, epoch(at(minutes=120))),
     }
     assert schedule_set.per_worker(limit=1)[Succeeds.task_name] == (1, epoch(at(minutes=5)))
+
+
+def test_a_pass_reports_the_earliest_due_time_left_across_queues(rt: Runtime) -> None:
+    schedule_set = ScheduleSet(rt.redis, KEYS)
+    assert schedule_set.dispatch(epoch(at())).next_due is None
+
+    Succeeds.perform_at(at(seconds=5), n=1)
+    Succeeds.perform_at(at(minutes=5), n=2)
+    Urgent.perform_at(at(seconds=30), n=3)
+
+    first = schedule_set.dispatch(epoch(at(seconds=1)))
+    assert first.moved == 0
+    assert first.next_due == pytest.approx(epoch(at(seconds=5)))
+    second = schedule_set.dispatch(epoch(at(seconds=5)))
+    assert second.moved == 1
+    assert second.next_due == pytest.approx(epoch(at(seconds=30)))
+    third = schedule_set.dispatch(epoch(at(minutes=10)))
+    assert third.moved == 2
+    assert third.next_due is None

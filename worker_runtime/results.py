@@ -1,0 +1,77 @@
+"""Celery's Redis result backend, writing each job state in one round trip instead of two.
+
+Celery's `_store_result` first reads the stored state (GET) and skips the write when it is
+SUCCESS, so a lost or duplicated run cannot overwrite a finished result; then it writes
+(MULTI, SETEX, PUBLISH, EXEC). Every job writes twice (STARTED, because the runtime tracks
+started jobs, then its outcome), so that is four round trips per job in the pool process, on
+the path between one job and the next. Here the same check and write run as one Lua script:
+one round trip per state, and the check and the write are atomic, where Celery's could race.
+The stored document, its expiry and the PUBLISH that wakes `AsyncResult.get()` are Celery's.
+
+Selected by prefixing the result backend URL with this class (`module:Class+redis://...`,
+Celery's `by_url` syntax), so settings keep plain Redis URLs. Must not change what is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import states
+from celery.backends.redis import RedisBackend
+from celery.exceptions import BackendStoreError
+from kombu.utils.encoding import bytes_to_str
+
+#: Prefix for `result_backend` naming the class below (celery.app.backends.by_url).
+RESULT_BACKEND = "worker_runtime.results:ResultBackend"
+
+#: KEYS: result key. ARGV: encoded meta, expiry in seconds (0: none). Returns 0 when a
+#: SUCCESS is already stored (nothing written), 1 when written and published.
+_STORE_UNLESS_SUCCEEDED = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, meta = pcall(cjson.decode, current)
+  if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then
+    return 0
+  end
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+class ResultBackend(RedisBackend):  # type: ignore[misc]
+    _store_script: Any = None
+
+    def _store_result(
+        self,
+        task_id: Any,
+        result: Any,
+        state: str,
+        traceback: Any = None,
+        request: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        # celery.backends.base.BaseKeyValueStoreBackend._store_result (5.7), with the SUCCESS
+        # check moved into the write.
+        meta = self._get_result_meta(
+            result=result, state=state, traceback=traceback, request=request
+        )
+        meta["task_id"] = bytes_to_str(task_id)  # type: ignore[no-untyped-call]
+        value = self.encode(meta)
+        if isinstance(value, str) and len(value) > self._MAX_STR_VALUE_SIZE:
+            raise BackendStoreError(
+                "value too large for Redis backend", state=state, task_id=task_id
+            )
+        expires = self.failure_expires if state == states.FAILURE else self.expires
+        self.ensure(self._store_unless_succeeded, (self.get_key_for_task(task_id), value, expires))
+        return result
+
+    def _store_unless_succeeded(self, key: Any, value: Any, expires: Any) -> None:
+        if self._store_script is None:
+            self._store_script = self.client.register_script(_STORE_UNLESS_SUCCEEDED)
+        self._store_script(keys=[key], args=[value, int(expires or 0)])
