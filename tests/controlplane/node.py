@@ -350,10 +350,15 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def _http_ok(url: str) -> bool:
+    import urllib.error
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return bool(response.status == 200)
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError as error:
+        error.close()  # holds the response's socket (a ResourceWarning otherwise)
+        return False
 
 
 def _acquire_lock(log: Log) -> IO[str]:
@@ -362,19 +367,22 @@ def _acquire_lock(log: Log) -> IO[str]:
     handle = path.open("a")
     deadline = time.monotonic() + LOCK_TIMEOUT
     announced = False
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                handle.close()
-                message = f"another real node holds {path} for over {LOCK_TIMEOUT:g}s"
-                raise NodeError(message) from None
-            if not announced:
-                log(f"waiting for another real node on this machine to stop ({path})")
-                announced = True
-            time.sleep(1)
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    message = f"another real node holds {path} for over {LOCK_TIMEOUT:g}s"
+                    raise NodeError(message) from None
+                if not announced:
+                    log(f"waiting for another real node on this machine to stop ({path})")
+                    announced = True
+                time.sleep(1)
+    except BaseException:  # also a test timeout interrupting the wait
+        handle.close()
+        raise
 
 
 def _recover(log: Log) -> None:
