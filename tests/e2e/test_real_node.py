@@ -11,7 +11,11 @@ delete the pools. What only this proves: images, commands, env wiring, probes, S
 Services, DNS, the PVC and RBAC meet for real.
 
 Tests run in file order and share one installation (module fixtures); each waits on
-conditions with deadlines. The sample namespace carries nodeconfig.SMALL_NODE_LABEL so the
+conditions with deadlines. Observed on this node, not fixed here (runtime code): a worker that
+starts while its Redis refuses connections sometimes wedges after "ready." (its heartbeat, on
+the consumer's event loop, stops; readiness fails; liveness restarts it minutes later), and
+an idle worker sometimes stays in "Warm shutdown" until its grace period ends.
+The sample namespace carries nodeconfig.SMALL_NODE_LABEL so the
 samples' 2.3 CPUs of requests fit a 2-CPU machine (see its comment).
 """
 
@@ -372,7 +376,19 @@ def test_queued_jobs_survive_a_restart_of_the_production_redis(samples: Cluster)
         items = samples.json("-n", NS, "get", "pods", "-l", _worker(PRODUCTION))["items"]
         return [p["metadata"]["name"] for p in items]
 
-    wait_for(lambda: not any_worker(), timeout=360, interval=1, message=samples.describe)
+    # Idle workers should leave at once on SIGTERM (warm shutdown), but one sometimes stays
+    # in "Warm shutdown" with no job until the 300 s grace period ends; this test is about
+    # Redis, so the grace period is cut to 1 s (no job runs: nothing can be lost).
+    wait_for(
+        lambda: not samples.pods(_worker(PRODUCTION)),
+        timeout=120,
+        interval=1,
+        message=samples.describe,
+    )  # every worker pod is being deleted: scaled down
+    samples.kubectl(
+        "-n", NS, "delete", "pod", "-l", _worker(PRODUCTION), "--grace-period=1", "--wait=false"
+    )  # fmt: skip
+    wait_for(lambda: not any_worker(), timeout=120, interval=1, message=samples.describe)
     enqueue = "print(json.dumps([W.perform_async(i, {'aof': True}).id for i in range(5)]))"
     ids = samples.python_in(
         f"deploy/{PRODUCTION}-beat", "celery-beat", ENQUEUE.format(body=enqueue)
@@ -385,14 +401,16 @@ def test_queued_jobs_survive_a_restart_of_the_production_redis(samples: Cluster)
         )  # fmt: skip
         return int(out.strip())
 
-    assert queued() == 5
+    # At least our 5: the pool's cron job (every 10 minutes) may have joined them.
+    before = queued()
+    assert before >= 5
     (old,) = samples.ready_pods(redis)
     samples.kubectl("-n", NS, "delete", "pod", old)
     wait_for(
         lambda: [p for p in samples.ready_pods(redis) if p != old],
         timeout=180, interval=1, message=samples.describe,
     )  # fmt: skip
-    assert queued() == 5
+    assert queued() == before
 
     samples.kubectl("-n", NS, "scale", f"wp/{PRODUCTION}", "--replicas=1")
     # Read back from the new worker: the beat container restarts when its Redis goes away.
@@ -429,8 +447,12 @@ def test_deleting_the_pools_removes_every_child(samples: Cluster) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.timeout(900)
 def test_the_helm_chart_installs_an_operator_that_runs_a_pool(operator: Cluster) -> None:
     cluster = operator
+    # Pools first, while their operator still runs to remove its finalizers: deleting the
+    # operator and the CRD together with pools left would strand them.
+    cluster.kubectl("delete", "wp", "--all", "--all-namespaces", "--wait=true", timeout=300)
     cluster.kubectl("delete", "-k", str(ROOT / "manifests"), "--wait=true", timeout=300)
     plane = cluster.node.plane
     env = {**os.environ, "KUBECONFIG": str(plane.kubeconfig), "PYTHONPATH": str(ROOT)}
@@ -457,10 +479,13 @@ def test_the_helm_chart_installs_an_operator_that_runs_a_pool(operator: Cluster)
             ).returncode == 0,
             timeout=300, interval=1, message=cluster.describe,
         )  # fmt: skip
-        body = "print(json.dumps(W.perform_async(9, {}).get(timeout=120)))"
+        # A worker that started while its Redis did not answer yet sometimes wedges (its
+        # heartbeat stops; see the module docstring); its liveness probe restarts it within
+        # about 5 minutes, hence the long wait: the job must still run.
+        body = "print(json.dumps(W.perform_async(9, {}).get(timeout=420)))"
         out = cluster.kubectl(
             "-n", HELM_NS, "exec", f"deploy/{PREVIEW}-worker", "-c", "celery-worker", "--",
-            "python", "-c", ENQUEUE.format(body=body), timeout=240,
+            "python", "-c", ENQUEUE.format(body=body), timeout=480,
         )  # fmt: skip
         result = json.loads(out.strip().splitlines()[-1])
         assert result["user_id"] == 9
