@@ -52,7 +52,9 @@ PRODUCTION = "examples-production"
 OPERATOR_NS = "workerpool-system"
 E2E_PACKAGE = "workerpool_e2e"  # tests/e2e/app, baked into workerpool-examples:latest
 
-pytestmark = pytest.mark.timeout(600)
+# Guards against hangs, not speed: a wedged worker costs its liveness restart (~5 min) and
+# an idle worker stuck in warm shutdown its grace period (300 s), both seen on this node.
+pytestmark = pytest.mark.timeout(1200)
 
 
 class Cluster:
