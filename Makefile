@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install up test lint unit integration controlplane cluster bench bench-smoke clean
+.PHONY: install up test lint unit integration controlplane realnode cluster bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ up: install
 	$(BIN)/workerpool up
 
 ## The whole suite: lint, types, layering, then unit + integration tests on real processes.
-test: lint controlplane
+test: lint controlplane realnode
 	$(BIN)/pytest
 
 lint: install
@@ -41,9 +41,15 @@ integration: install controlplane
 controlplane: install
 	$(BIN)/python -m tests.controlplane --build-only
 
+## Install the real node's Debian packages, build kubelet/kube-proxy/add-ons and the images
+## (first time only; cached in ~/.cache/workerpool) for tests/e2e/test_real_node.py.
+realnode: install controlplane
+	$(BIN)/python -m tests.controlplane --build-only --real-node
+
 ## Start the test control plane by hand; prints the KUBECONFIG to export.
+## `make cluster NODE=real`: a real kubelet on containerd running the project's images (root).
 cluster: install
-	$(BIN)/python -m tests.controlplane
+	$(BIN)/python -m tests.controlplane $(if $(filter real,$(NODE)),--real-node,)
 
 ## Benchmarks side by side with plain Celery (full run, by hand).
 bench: install controlplane

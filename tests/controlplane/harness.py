@@ -149,6 +149,11 @@ class ControlPlane:
         self.nodes: list[str] = []  # names of the fake (kwok) nodes, empty without kwok
         self._api_port = 0
         self._pki = workdir / "pki"
+        # Where the API server listens: loopback, or the real node's bridge address (node.py),
+        # which pods reach through the `kubernetes` Service.
+        self.address = "127.0.0.1"
+        self.ca: CertificateAuthority | None = None  # issues certificates of node components
+        self.fake_node = True  # kwok plays the node; False when a real kubelet registers
         self._lock = threading.Lock()
         self._stopped = False
         self._open_logs: list[IO[bytes]] = []
@@ -235,9 +240,8 @@ class ControlPlane:
         return context
 
     def _request(self, port: int, method: str, path: str, body: object = None) -> tuple[int, str]:
-        connection = http.client.HTTPSConnection(
-            "127.0.0.1", port, context=self._ssl_context(), timeout=5
-        )
+        host = self.address if port == self._api_port else "127.0.0.1"
+        connection = http.client.HTTPSConnection(host, port, context=self._ssl_context(), timeout=5)
         try:
             payload = None if body is None else json.dumps(body)
             headers = {"Content-Type": "application/json"} if payload else {}
@@ -270,10 +274,12 @@ class ControlPlane:
 
     def _start(self, with_nodes: bool) -> None:
         started = time.monotonic()
+        address = self.address
         deadline = started + STARTUP_TIMEOUT
         pki = self._pki
         pki.mkdir(parents=True, exist_ok=True)
         ca = CertificateAuthority(pki)
+        self.ca = ca
         local = ("127.0.0.1", "localhost")
         etcd_tls = ca.issue("etcd", "etcd", hosts=local)
         etcd_client = ca.issue("apiserver-etcd-client", "kube-apiserver-etcd-client")
@@ -282,6 +288,7 @@ class ControlPlane:
             "kube-apiserver",
             hosts=(
                 *local,
+                *([address] if address not in local else []),
                 SERVICE_IP,
                 "kubernetes",
                 "kubernetes.default",
@@ -300,7 +307,7 @@ class ControlPlane:
 
         etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
         etcd_url, peer_url = f"https://127.0.0.1:{etcd_port}", f"https://127.0.0.1:{etcd_peer}"
-        self.server = f"https://127.0.0.1:{api_port}"
+        self.server = f"https://{address}:{api_port}"
         self._api_port = api_port
         self.kubeconfig.write_text(_kubeconfig(self.server, ca.cert_pem, ADMIN_USER, admin))
 
@@ -328,15 +335,34 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
+        if address == "127.0.0.1":
+            # The endpoint reconciler refuses a loopback advertise address, and no pod
+            # could use the `kubernetes` Service endpoints anyway.
+            node_flags = ["--endpoint-reconciler-type=none", "--authorization-mode=RBAC"]
+        else:
+            # A real node: the reconciler publishes ADDRESS as the `kubernetes` endpoint, the
+            # Node authorizer lets the kubelet read what its pods need, the API server reaches
+            # the kubelet (logs, exec, port-forward) at the node's InternalIP without DNS,
+            # and aggregated APIs (metrics-server) are reached at their endpoint address.
+            kubelet_client = ca.issue(
+                "apiserver-kubelet-client",
+                "kube-apiserver-kubelet-client",
+                organizations=("system:masters",),
+            )
+            node_flags = [
+                "--authorization-mode=Node,RBAC",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--enable-aggregator-routing=true",
+            ]
         self._spawn(
             "kube-apiserver",
             [
                 str(self.binaries.kube_apiserver),
-                "--advertise-address=127.0.0.1",
-                # The endpoint reconciler refuses a loopback advertise address, and no pod
-                # could use the `kubernetes` Service endpoints anyway.
-                "--endpoint-reconciler-type=none",
-                "--bind-address=127.0.0.1",
+                f"--advertise-address={address}",
+                *node_flags,
+                f"--bind-address={address}",
                 f"--secure-port={api_port}",
                 f"--cert-dir={self.workdir / 'apiserver'}",
                 f"--tls-cert-file={apiserver_tls.cert}",
@@ -350,9 +376,8 @@ class ControlPlane:
                 f"--service-account-key-file={sa.cert}",
                 f"--service-account-signing-key-file={sa.key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                # RBAC only: no kubelets exist, so the Node authorizer has nobody to serve,
-                # and RBAC manifests of the chart/operator are enforced as in production.
-                "--authorization-mode=RBAC",
+                # RBAC (plus Node with a real kubelet): RBAC manifests of the chart and the
+                # operator are enforced as in production.
                 "--allow-privileged=true",
                 f"--requestheader-client-ca-file={ca.pair.cert}",
                 "--requestheader-allowed-names=front-proxy-client",
@@ -374,7 +399,8 @@ class ControlPlane:
         with_nodes = with_nodes and self.has_nodes
         if with_nodes:
             probes.append(self._start_controller(ca, sa, "kube-scheduler"))
-            self._start_kwok(ca)
+            if self.fake_node:
+                self._start_kwok(ca)
         for what, check in probes:
             self._wait_ready(what, deadline, check)
         # End-to-end proof that the controllers act: the serviceaccount controller creates
@@ -384,9 +410,9 @@ class ControlPlane:
             deadline,
             self._healthy(api_port, "/api/v1/namespaces/default/serviceaccounts/default"),
         )
-        if with_nodes:
+        if with_nodes and self.fake_node:
             self._wait_ready(f"node {NODE_NAME} Ready (kwok running)", deadline, self._node_ready)
-        self.nodes = [NODE_NAME] if with_nodes else []
+            self.nodes = [NODE_NAME]
         self.startup_seconds = time.monotonic() - started
 
     @property
@@ -538,9 +564,18 @@ def _remove_orphaned_workdirs() -> None:
 
 
 def start_control_plane(
-    binaries: Binaries, *, with_nodes: bool = True, attempts: int = 3
+    binaries: Binaries,
+    *,
+    with_nodes: bool = True,
+    attempts: int = 3,
+    address: str = "127.0.0.1",
+    fake_node: bool = True,
 ) -> ControlPlane:
-    """Start and wait until ready; raises ControlPlaneError with the logs on failure."""
+    """Start and wait until ready; raises ControlPlaneError with the logs on failure.
+
+    `address`: where the API server listens; a real node passes its bridge address (node.py),
+    with `fake_node=False` (a scheduler but no kwok: the real kubelet registers the node).
+    """
     _install_sigterm_handler()
     _remove_orphaned_workdirs()
     errors: list[str] = []
@@ -548,6 +583,7 @@ def start_control_plane(
         workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         (workdir / OWNER_FILE).write_text(str(os.getpid()))
         plane = ControlPlane(binaries, workdir)
+        plane.address, plane.fake_node = address, fake_node
         _LIVE.add(plane)
         try:
             plane._start(with_nodes)
