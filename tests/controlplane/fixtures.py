@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import kubernetes.client
 
     from tests.controlplane.harness import ControlPlane
-    from tests.controlplane.node import RealNode
+    from tests.controlplane.node import Prepared, RealNode  # noqa: F401 (named in a string below)
 
 __all__ = ["control_plane", "k8s_api", "k8s_namespace", "namespace_name", "real_node"]
 

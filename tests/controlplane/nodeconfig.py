@@ -238,13 +238,13 @@ def _host_service(
     spec: dict[str, object] = {"ports": ports}
     if ip:
         spec["clusterIP"] = ip
-    service = {
+    service: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": spec,
     }
-    slice_ = {
+    slice_: dict[str, object] = {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {
@@ -348,7 +348,7 @@ def small_cpu_policy(labels: dict[str, str]) -> list[dict[str, object]]:
         ".map(c, Object.spec.containers{name: c.name,"
         " resources: Object.spec.containers.resources{requests: {'cpu': '10m'}}})}}"
     )
-    policy = {
+    policy: dict[str, object] = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingAdmissionPolicy",
         "metadata": {"name": name, "labels": labels},
@@ -374,7 +374,7 @@ def small_cpu_policy(labels: dict[str, str]) -> list[dict[str, object]]:
             ],
         },
     }
-    binding = {
+    binding: dict[str, object] = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingAdmissionPolicyBinding",
         "metadata": {"name": name, "labels": labels},

@@ -141,7 +141,7 @@ def cluster(real_node: RealNode) -> Cluster:
 
 
 @pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[Cluster]:
+def operator(cluster: Cluster) -> Cluster:
     """The operator from its image, installed exactly as the README says, shipped RBAC only."""
     cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "manifests"))
     cluster.kubectl(
@@ -358,6 +358,7 @@ def test_a_worker_pod_deleted_mid_job_still_completes_the_job(samples: Cluster) 
         return None
 
     pod = wait_for(running_in, timeout=60, interval=1, message=f"slow job {tag} to start")
+    assert pod is not None
     samples.kubectl("-n", NS, "delete", "pod", pod, "--wait=false")
 
     fetch = (
