@@ -51,6 +51,10 @@ REDIS_IMAGE = "docker.io/library/redis:7.4-alpine"
 PAUSE_IMAGE = "localhost/workerpool-pause:3.10"
 PYTHON_STANDIN = "localhost/workerpool-python-standin:3.11-bookworm"
 
+# Part of every project image's input hash: bump it when the way images are built changes, so
+# images built the old way are not taken as fresh.
+BUILD_RECIPE = "podman build --no-cache"
+
 # The README's build context: the repository root, trimmed by .dockerignore to these paths.
 PROJECT_CONTEXT = ("pyproject.toml", "README.md", "worker_runtime", "operator/workerpool_operator")
 APP_CONTEXT = REPO / "tests" / "e2e" / "app"
@@ -253,6 +257,7 @@ class _Builder:
         """`podman build` of an unmodified Dockerfile; only `args` are ours."""
         base_hashes = sorted(self.hashes.values())
         inputs = _inputs_hash(
+            BUILD_RECIPE,
             json.dumps(args, sort_keys=True),
             *base_hashes,
             files=[dockerfile, *files],
@@ -266,6 +271,10 @@ class _Builder:
             *self.podman,
             "build",
             "--file", str(dockerfile),
+            # No layer cache: buildah 1.28 keys `RUN --mount=type=bind,from=builder` on the
+            # command text only, so a changed wheel was not reinstalled and a stale operator
+            # shipped. This build only runs when the inputs' hash changed anyway.
+            "--no-cache",
             # Host network: no podman bridge, no NAT rules; pip reaches PyPI as the host does.
             "--network", "host",
             # The image's own limits would exceed this VM's hard limits (no CAP_SYS_RESOURCE).
