@@ -116,6 +116,7 @@ def worker(
     except UnknownQueueError as exc:
         raise click.ClickException(str(exc)) from exc
     rt = _start(packages, loglevel)
+    _wait_for_redis(rt.redis, rt.settings.broker_url)
     from worker_runtime.worker_step import WorkerPoolStep
 
     rt.app.steps["consumer"].add(WorkerPoolStep)
@@ -132,6 +133,38 @@ def worker(
     if hostname:
         argv.append(f"--hostname={hostname}")
     rt.app.worker_main(argv)
+
+
+#: Seconds between PINGs while a starting worker waits for Redis.
+REDIS_RETRY = 2.0
+
+
+def _wait_for_redis(client: redis.Redis, url: str) -> None:
+    """Return once Redis answers a PING; log one line while it does not.
+
+    A worker whose first connection fails goes through kombu's start-up retry, and on real
+    pods whose Redis started after them that path sometimes left the worker "ready" but never
+    fetching (until liveness restarted it). Waiting here means Celery connects only to a Redis
+    that answers.
+    """
+    since: float | None = None
+    while True:
+        try:
+            client.ping()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if since is None:
+                since = time.monotonic()
+                where = f"{url.partition('://')[0]}://{url.rpartition('@')[2]}"
+                click.echo(
+                    f"worker: Redis at {where} is not reachable ({exc}); waiting for it, "
+                    f"retrying every {REDIS_RETRY:.0f}s",
+                    err=True,
+                )
+            time.sleep(REDIS_RETRY)
+            continue
+        if since is not None:
+            click.echo(f"worker: Redis answered after {time.monotonic() - since:.0f}s", err=True)
+        return
 
 
 @cli.command()

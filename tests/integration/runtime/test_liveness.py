@@ -9,11 +9,14 @@ import sys
 import pytest
 import redis
 
+import worker_runtime
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn
+from tests.integration.runtime.jobs.recording import Echo
 from worker_runtime.local.embedded_redis import EmbeddedRedis, free_port
 from worker_runtime.queues import QUEUES
 from worker_runtime.runtime import Runtime
+from worker_runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +90,30 @@ def test_beat_started_before_redis_waits_for_it_then_dispatches(spawn: Spawn) ->
         finally:
             client.close()
         assert beat.popen.poll() is None
+
+
+def test_a_worker_started_before_redis_waits_for_it_then_runs_jobs(
+    spawn: Spawn, env: dict[str, str]
+) -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    worker = spawn(
+        "worker",
+        "--concurrency=1",
+        extra_env={"CELERY_BROKER_URL": url, "CELERY_RESULT_BACKEND": url},
+        ready="waiting for it, retrying every",
+    )
+    assert f"127.0.0.1:{port}" in worker.output()
+    assert "ready." not in worker.output()
+    assert worker.popen.poll() is None
+
+    with EmbeddedRedis(port=port) as server:
+        worker.wait_for_output("Redis answered after")
+        worker.wait_for_output("ready.")
+        local = {"CELERY_BROKER_URL": server.url(0), "CELERY_RESULT_BACKEND": server.url(0)}
+        rt = worker_runtime.configure(Settings.from_env({**env, **local}))
+        try:
+            assert Echo.perform_async(user_id=5, data={}).get(timeout=60)["user_id"] == 5
+        finally:
+            rt.close()
+        assert "Traceback" not in worker.output()
