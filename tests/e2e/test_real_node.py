@@ -434,6 +434,74 @@ def test_queued_jobs_survive_a_restart_of_the_production_redis(samples: Cluster)
     assert sorted(r["user_id"] for r in results) == [0, 1, 2, 3, 4]
 
 
+FAILURES_NS = "failures"
+
+
+def _stalled(cluster: Cluster, pool: str) -> dict[str, Any] | None:
+    """The pool's Stalled condition while it is True."""
+    status = cluster.json("-n", FAILURES_NS, "get", "wp", pool).get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Stalled" and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("change", "reasons", "words"),
+    [
+        # The worker exits at start, again and again: a crash loop whose last words (the
+        # container log, through FallbackToLogsOnError) name the package.
+        (
+            {"workerPackages": ["no_such_workers"]},
+            {"Error", "CrashLoopBackOff"},
+            "no_such_workers",
+        ),
+        # No registry answers here: the pull fails as it would for a mistyped tag.
+        (
+            {"image": "workerpool-missing:0.0.0"},
+            {"ErrImagePull", "ImagePullBackOff"},
+            "workerpool-missing:0.0.0",
+        ),
+    ],
+    ids=["package-that-fails-to-import", "image-that-does-not-exist"],
+)
+def test_a_failing_worker_is_named_in_the_pools_status_within_a_minute_or_two(
+    samples: Cluster, change: dict[str, Any], reasons: set[str], words: str
+) -> None:
+    cluster = samples
+    if cluster.try_kubectl("get", "namespace", FAILURES_NS).returncode != 0:
+        cluster.kubectl("create", "namespace", FAILURES_NS)
+        cluster.kubectl("label", "namespace", FAILURES_NS, f"{SMALL_NODE_LABEL}=true")
+    pool = {
+        "apiVersion": "workerpool.dev/v1alpha1",
+        "kind": "WorkerPool",
+        "metadata": {"name": "broken", "namespace": FAILURES_NS},
+        "spec": {
+            "environment": "preview",
+            "image": "workerpool-examples:latest",
+            "imagePullPolicy": "IfNotPresent",
+            "workerPackages": ["worker_runtime.examples"],
+            **change,
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pool))
+    try:
+        condition = wait_for(
+            lambda: (c := _stalled(cluster, "broken")) and words in c.get("message", "") and c,
+            timeout=150,
+            interval=1,
+            message=lambda: str(cluster.json("-n", FAILURES_NS, "get", "wp", "broken")["status"]),
+        )
+        assert condition
+        assert condition["reason"] in reasons, condition
+        # Worker, beat and Flower share the image and the packages: whichever fails first.
+        component, _, rest = condition["message"].partition(": container ")
+        assert component in {"worker", "beat", "flower"}, condition
+        assert f" of pod broken-{component}-" in rest, condition
+    finally:
+        cluster.kubectl("-n", FAILURES_NS, "delete", "wp", "broken", "--wait=true", timeout=180)
+
+
 def test_deleting_the_pools_removes_every_child(samples: Cluster) -> None:
     samples.kubectl("-n", NS, "delete", "wp", "--all", "--wait=false")
 
