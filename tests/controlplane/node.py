@@ -32,7 +32,7 @@ from types import FrameType
 from typing import IO, Any
 
 from tests.controlplane import nodeconfig as cfg
-from tests.controlplane.build import Binaries, NodeBinaries, _cache_base, ensure_node_binaries
+from tests.controlplane.build import Binaries, NodeBinaries, ensure_node_binaries
 from tests.controlplane.harness import (
     _PREEXEC,
     Component,
@@ -58,12 +58,19 @@ class NodeError(RuntimeError):
     """The real node could not start; the message has the component log tails."""
 
 
+# The lock and the host snapshot guard host-wide things (bridge, cgroup, sysctls), so they live
+# in one place per machine, not in the binary cache: a run with another XDG_CACHE_HOME (a cold
+# run, a second clone) must still wait for, and recover after, this one. /run is cleared at
+# boot, exactly when the host state it records is gone too.
+_HOST_DIR = Path("/run/workerpool-node")
+
+
 def _state_file() -> Path:
-    return _cache_base() / "node" / "host-state.json"
+    return _HOST_DIR / "host-state.json"
 
 
 def _lock_file() -> Path:
-    return _cache_base() / "node" / "node.lock"
+    return _HOST_DIR / "node.lock"
 
 
 class RealNode:
