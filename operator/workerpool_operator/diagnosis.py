@@ -70,13 +70,23 @@ def _failure(status: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# Termination reasons that say more than the exit code: the kernel killed the container for
+# its memory limit, which its own log (the last words otherwise) never mentions.
+_TERMINATION_HINTS: Final = {
+    "OOMKilled": "OOMKilled: over its memory limit",
+}
+
+
 def _last_exit(state: Mapping[str, Any]) -> str:
     terminated = state.get("terminated") or {}
     if not terminated:
         return ""
-    code = terminated.get("exitCode")
+    code = f"exit code {terminated.get('exitCode')}"
+    hint = _TERMINATION_HINTS.get(str(terminated.get("reason")))
+    if hint:
+        code = f"{code} ({hint})"
     words = _last_line(str(terminated.get("message") or ""))
-    return f"exit code {code}: {words}" if words else f"exit code {code}"
+    return f"{code}: {words}" if words else code
 
 
 def _last_line(text: str) -> str:

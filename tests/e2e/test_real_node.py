@@ -462,8 +462,16 @@ def _stalled(cluster: Cluster, pool: str) -> dict[str, Any] | None:
             {"ErrImagePull", "ImagePullBackOff"},
             "workerpool-missing:0.0.0",
         ),
+        # A crash loop the program cannot explain: the kernel kills the worker for its memory
+        # limit while it imports Celery; its log ends mid start-up, so the reason must come
+        # from the kubelet's termination reason.
+        (
+            {"resources": {"requests": {"memory": "24Mi"}, "limits": {"memory": "24Mi"}}},
+            {"OOMKilled", "CrashLoopBackOff"},
+            "OOMKilled: over its memory limit",
+        ),
     ],
-    ids=["package-that-fails-to-import", "image-that-does-not-exist"],
+    ids=["package-that-fails-to-import", "image-that-does-not-exist", "worker-out-of-memory"],
 )
 def test_a_failing_worker_is_named_in_the_pools_status_within_a_minute_or_two(
     samples: Cluster, change: dict[str, Any], reasons: set[str], words: str
