@@ -37,6 +37,7 @@ import pytest
 import yaml
 
 from tests.controlplane.harness import free_port
+from tests.controlplane.node import RealNode
 from tests.controlplane.nodeconfig import SMALL_NODE_LABEL
 from tests.controlplane.waiting import wait_for
 from tests.e2e.test_real_node import E2E_PACKAGE, OPERATOR_NS, ROOT, Cluster
@@ -61,12 +62,15 @@ def _workers(pool: str) -> str:
 
 
 def report(request: pytest.FixtureRequest, line: str) -> None:
-    """A measured figure, in the test output even without `-s`."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"[autoscale] {line}")
-    else:
-        print(f"[autoscale] {line}")
+    """A measured figure, in the test output even without `-s` (past pytest's capture, which
+    would otherwise swallow it, terminal writes included, unless the test fails)."""
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        if reporter is not None:
+            reporter.write_line(f"[autoscale] {line}")
+        else:
+            print(f"[autoscale] {line}")
 
 
 class Pool:
@@ -127,7 +131,7 @@ class Pool:
 
 
 @pytest.fixture(scope="module")
-def cluster(real_node: Any) -> Iterator[Cluster]:
+def cluster(real_node: RealNode) -> Iterator[Cluster]:
     """The operator from its image with the shipped manifests, and this module's namespace.
 
     --force-conflicts: after test_real_node.py's Helm test the CRD is still there, owned by
@@ -399,12 +403,13 @@ def test_a_backlog_scales_the_pool_to_max_and_back_and_the_backlog_alert_fires_a
             if any(a["state"] == "firing" for a in alerts) and "firing" not in seen:
                 firing.extend(a for a in alerts if a["state"] == "firing")
                 note("firing", True)
+            note("resolved", "firing" in seen and not alerts)
+            note("emptied", "ready" in seen and load.get("backlog") == 0)
             drained = load.get("backlog") == 0 and load.get("reserved") == 0
             note("drained", "ready" in seen and drained)
-            note("resolved", "firing" in seen and "drained" in seen and not alerts)
             note("lowered", "drained" in seen and replicas == low)
             note("down", "lowered" in seen and len(burst.pods()) == low)
-            return {"raised", "ready", "firing", "drained", "resolved", "down"} <= seen.keys()
+            return {"raised", "ready", "firing", "resolved", "drained", "down"} <= seen.keys()
 
         wait_for(
             observe,
@@ -412,17 +417,21 @@ def test_a_backlog_scales_the_pool_to_max_and_back_and_the_backlog_alert_fires_a
             interval=1,
             message=lambda: f"min -> max -> min and the alert (seen: {seen})\n{burst.describe()}",
         )
+        # The moment the last job finished (the workers' clock is this host's).
+        done = max(float(v) for v in burst.redis("mget", *(f"e2e:finished_at:{t}" for t in tags)))
 
-        report(request, f"scale-up: backlog queued -> replicas {low}->{high} in "
-               f"{seen['raised'] - queued_at:.1f} s; -> {high} pods Ready in "
-               f"{seen['ready'] - queued_at:.1f} s")  # fmt: skip
-        report(request, f"scale-down: queue drained -> replicas {high}->{low} in "
-               f"{seen['lowered'] - seen['drained']:.1f} s; -> {low} pod(s) left in "
-               f"{seen['down'] - seen['drained']:.1f} s (stabilisation window "
-               f"{STABILIZATION_SECONDS} s)")  # fmt: skip
-        report(request, f"alert {BACKLOG_ALERT}: firing {seen['firing'] - queued_at:.1f} s "
-               f"after the backlog was queued, resolved {seen['resolved'] - seen['drained']:.1f}"
-               f" s after it drained")  # fmt: skip
+        def after(start: float, *milestones: str) -> str:
+            return ", ".join(f"{m} {seen[m] - start:+.1f} s" for m in milestones)
+
+        # Each milestone is the first poll (about every 2 s) that saw it.
+        report(request, f"scale-up {low}->{high}, from the backlog queued: "
+               + after(queued_at, "raised", "ready"))  # fmt: skip
+        report(request, f"scale-down {high}->{low} (window {STABILIZATION_SECONDS} s), from the "
+               f"last job's end: operator saw the drain {seen['drained'] - done:+.1f} s, "
+               + after(done, "lowered", "down"))  # fmt: skip
+        report(request, f"{BACKLOG_ALERT}: " + after(queued_at, "firing")
+               + f" from the backlog queued; resolved {seen['resolved'] - seen['emptied']:+.1f} s"
+               " from the operator seeing the queue empty")  # fmt: skip
 
         # Every job ran exactly once (none lost to a scale-down, none redelivered).
         assert burst.counts("started", tags) == [1] * BURST_JOBS

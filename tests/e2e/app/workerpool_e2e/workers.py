@@ -28,7 +28,8 @@ class HeldWorker(Worker):
     """Runs until the key `release` exists in the pool's Redis, or for `seconds` at most.
 
     Counts each start and finish in `e2e:started:TAG` and `e2e:finished:TAG` (INCR): the test
-    reads them to tell a job run exactly once from one redelivered or lost. A test that keeps
+    reads them to tell a job run exactly once from one redelivered or lost; the finish time
+    (Unix seconds, in `e2e:finished_at:TAG`) dates the end of a backlog. A test that keeps
     a worker busy releases it when it is done looking, instead of guessing a duration.
     """
 
@@ -43,6 +44,7 @@ class HeldWorker(Worker):
         while time.monotonic() < deadline and not (release and store.exists(release)):
             time.sleep(0.1)  # a poll of the test's release key, not a wait for an outcome
         store.incr(f"e2e:finished:{tag}")
+        store.set(f"e2e:finished_at:{tag}", repr(time.time()))  # when a queue really drained
         return {"tag": tag, "finished_at": datetime.now(UTC).isoformat()}
 
 
