@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -448,6 +449,12 @@ def test_a_backlog_scales_the_pool_to_max_and_back_and_the_backlog_alert_fires_a
         )["items"]  # fmt: skip
         reasons = {e["reason"] for e in events}
         assert {"ScaledUp", "ScaledDown"} <= reasons, reasons
+        # Each scale-down waited out the window ("..., for 21s: 3 -> 1").
+        for event in events:
+            if event["reason"] == "ScaledDown":
+                waited = re.search(r", for (\d+)s: \d+ -> \d+", event["message"])
+                assert waited, event["message"]
+                assert int(waited.group(1)) >= STABILIZATION_SECONDS, event["message"]
 
 
 def _cost(pod: dict[str, Any]) -> str | None:
