@@ -1,9 +1,10 @@
 """Install the Debian packages a real node needs, when they are missing.
 
 Owns the list of host packages (container runtime, CNI plugins, image builder, rootfs tools,
-packet filter tools) and the `apt-get` calls. Must not start anything, configure anything or
-touch a package that is already installed: when everything is present it only runs `dpkg-query`
-once (tens of milliseconds). Root is required to install; a missing package as non-root is an
+packet filter tools, and the Prometheus the e2e tests scrape the operator with) and the
+`apt-get` calls. Must not start anything, configure anything or touch a package that is
+already installed: when everything is present it only runs `dpkg-query` once (tens of
+milliseconds). Root is required to install; a missing package as non-root is an
 error that names the packages and the command to run.
 """
 
@@ -30,6 +31,9 @@ HOST_PACKAGES = {
     "conntrack": "kube-proxy flushes stale UDP (DNS) flows with it",
     "gcc": "compiles the pause container (pause.c) statically",
     "libc6-dev": "static libc for pause.c",
+    # Also promtool (tests/integration/monitoring). The tests run their own process; on a host
+    # with systemd, Debian's package also starts its own service (port 9090) when installed.
+    "prometheus": "a real Prometheus scrapes the in-cluster operator and runs its alert rules",
 }
 
 Log = Callable[[str], None]

@@ -58,6 +58,10 @@ def test_kustomize_and_the_chart_render_the_same_kit(control_plane: ControlPlane
     selector = kit["ServiceMonitor"]["spec"]["selector"]["matchLabels"]
     assert selector.items() <= kit["Service"]["metadata"]["labels"].items()
     assert kit["Service"]["spec"]["ports"][0]["targetPort"] == "metrics"
+    # The pools' `namespace` label survives the scrape (tests/e2e/test_real_node_autoscale.py
+    # proves it with a real Prometheus): not renamed exported_namespace.
+    (endpoint,) = kit["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True
 
 
 def test_the_charts_files_are_copies_of_the_manifests() -> None:
