@@ -1,0 +1,139 @@
+"""One job slot of a worker pod: a Celery worker whose consumer runs each job itself.
+
+`workerpool worker --concurrency N` starts N of these (supervisor.py). Each is a whole Celery
+worker with the solo pool: it fetches one message (prefetch 1, strict queue order, late ack),
+runs the job inline and acks it, with no pool process, pipe or pickling in between; that is
+what halves the CPU per job (tests/benchmarks/PROFILE.md). What Celery's prefork pool did for
+jobs, the slot and its supervisor now do:
+
+- the slot writes the message it runs (id, attempt, delivery tag, queue, start and hard time
+  limit) and each completed fetch on the slot board (slot_board.py); the supervisor reads it to
+  kill a slot past its hard limit, renew leases, report load and judge liveness;
+- the soft time limit is a SIGALRM in the slot (time_limits.py, armed around `perform`);
+- recycling: after `max_tasks` jobs, or once the slot's resident memory exceeds `max_memory_kib`,
+  the slot shuts down warmly between jobs (Celery's own flag, checked before the next fetch) and
+  the supervisor starts a fresh one.
+
+Must not renew leases, dispatch scheduled jobs or touch the heartbeat: the supervisor does that
+once per pod.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any, ClassVar
+
+from celery.concurrency.base import apply_target
+from celery.concurrency.solo import TaskPool
+from celery.worker import state
+
+from worker_runtime.intake import fetches
+from worker_runtime.slot_board import Board, Job
+
+log = logging.getLogger(__name__)
+
+#: Celery's `--pool` value naming the pool below.
+SLOT_POOL = "worker_runtime.slot:SlotPool"
+
+
+@dataclass(frozen=True)
+class SlotConfig:
+    index: int
+    board: Board
+    #: Worker-wide hard time limit in seconds (a job's own limit wins); 0 for none.
+    time_limit: float = 0.0
+    max_tasks: int = 0
+    max_memory_kib: int = 0
+
+
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def resident_kib() -> int:
+    """This process's resident memory now (Celery's max-memory-per-child compares the same)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * _PAGE_KIB
+
+
+class SlotPool(TaskPool):  # type: ignore[misc]
+    """Celery's solo pool, bracketing each job with its record on the slot board."""
+
+    config: ClassVar[SlotConfig | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_apply = self._apply
+        self._done = 0
+
+    def _apply(
+        self,
+        target: Any,
+        args: Any = (),
+        kwargs: Any = None,
+        callback: Any = None,
+        accept_callback: Any = None,
+        timeout: float | None = None,
+        correlation_id: str | None = None,
+        **options: Any,
+    ) -> Any:
+        config = self.config
+        if config is None:  # pragma: no cover - set by run_slot before Celery starts
+            raise RuntimeError("SlotPool needs SlotPool.config")
+        # The request whose message this is: Celery passes its bound `on_accepted`.
+        request = getattr(accept_callback, "__self__", None)
+        message = getattr(request, "message", None)
+        info = getattr(request, "delivery_info", None) or {}
+        config.board.begin(
+            config.index,
+            Job(
+                started=monotonic(),
+                hard_limit=float(timeout or config.time_limit or 0.0),
+                attempt=int(getattr(request, "request_dict", {}).get("retries") or 0),
+                id=str(correlation_id or getattr(request, "id", "")),
+                delivery_tag=str(getattr(message, "delivery_tag", "") or ""),
+                queue=str(info.get("routing_key") or ""),
+            ),
+        )
+        try:
+            return apply_target(
+                target, args, kwargs, callback, accept_callback, timeout=timeout, **options
+            )
+        finally:
+            config.board.end(config.index)
+            self._done += 1
+            self._maybe_recycle(config)
+
+    def _maybe_recycle(self, config: SlotConfig) -> None:
+        why = None
+        if config.max_tasks and self._done >= config.max_tasks:
+            why = f"ran {self._done} job(s) (--max-tasks-per-child {config.max_tasks})"
+        elif config.max_memory_kib and (rss := resident_kib()) > config.max_memory_kib:
+            why = f"uses {rss} KiB (--max-memory-per-child {config.max_memory_kib})"
+        if why is not None and state.should_stop is None:
+            log.info("slot %d %s: exiting; a fresh one replaces it", config.index + 1, why)
+            # Celery's warm-shutdown flag: the consumer loop stops before its next fetch.
+            state.should_stop = 0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_supervisor(supervisor_pid: int) -> None:
+    """SIGKILL this slot when its supervisor dies, as the kernel does to a container's
+    processes when its first one dies: a slot never outlives the supervisor that tracks it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != supervisor_pid:  # it died before prctl took effect
+        os._exit(1)
+
+
+def install(config: SlotConfig) -> None:
+    """Make this process slot `config.index`: board records for fetches and jobs."""
+    SlotPool.config = config
+    board, index = config.board, config.index
+    fetches.sink = lambda when: board.fetched(index, when)
