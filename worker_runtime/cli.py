@@ -166,8 +166,8 @@ def worker(
         queue_list = parse_queue_list(queues)
     except UnknownQueueError as exc:
         raise click.ClickException(str(exc)) from exc
-    # Worker modules are imported here, so a broken one stops the pod with one line before any
-    # slot starts (each slot imports them again).
+    # Worker modules are imported here, once: a broken one stops the pod with one line, and the
+    # slots, forked after, share them.
     rt = _start(packages, loglevel)
     _wait_for_redis(rt.redis, rt.settings.broker_url)
     from worker_runtime.supervisor import SlotOptions, Supervisor
@@ -175,7 +175,6 @@ def worker(
     options = SlotOptions(
         queues=queue_list,
         loglevel=loglevel,
-        packages=",".join(rt.settings.worker_packages),
         hostname=hostname,
         time_limit=time_limit,
         soft_time_limit=soft_time_limit,
@@ -183,68 +182,6 @@ def worker(
         max_memory_per_child=max_memory_per_child,
     )
     sys.exit(Supervisor(rt, concurrency, options).run())
-
-
-@cli.command(hidden=True)
-@click.option("--index", type=click.IntRange(min=0), required=True)
-@click.option("--slots", type=click.IntRange(min=1), required=True)
-@click.option("--board-fd", type=int, required=True)
-@click.option("--supervisor", type=int, required=True)
-@click.option("--packages", default="")
-@loglevel_option
-@click.option("--queues", default=",".join(QUEUES))
-@click.option("--hostname", required=True)
-@time_limit_option
-@soft_time_limit_option
-@max_tasks_option
-@max_memory_option
-def slot(
-    index: int,
-    slots: int,
-    board_fd: int,
-    supervisor: int,
-    packages: str,
-    loglevel: str,
-    queues: str,
-    hostname: str,
-    time_limit: float,
-    soft_time_limit: float,
-    max_tasks_per_child: int,
-    max_memory_per_child: int,
-) -> None:
-    """One job slot of `workerpool worker` (started by it, not by hand)."""
-    from worker_runtime import slot as job_slot
-    from worker_runtime.slot_board import Board
-
-    job_slot.die_with_supervisor(supervisor)
-    rt = _start(packages, loglevel)
-    job_slot.install(
-        job_slot.SlotConfig(
-            index=index,
-            board=Board(board_fd, slots),
-            time_limit=time_limit,
-            max_tasks=max_tasks_per_child,
-            max_memory_kib=max_memory_per_child,
-        )
-    )
-    rt.app.conf.update(
-        worker_pool=job_slot.SLOT_POOL,
-        # Celery's own settings, read per job (time_limits.py) as its prefork pool read them.
-        task_time_limit=time_limit or None,
-        task_soft_time_limit=soft_time_limit or None,
-    )
-    rt.app.worker_main(
-        [
-            "worker",
-            "--concurrency=1",
-            f"--queues={queues}",
-            f"--loglevel={loglevel}",
-            f"--hostname={hostname}",
-            "--optimization=fair",
-            # Gossip is worker-to-worker chatter Flower does not need; it grows with pods.
-            "--without-gossip",
-        ]
-    )
 
 
 #: Seconds between PINGs while a starting worker waits for Redis.

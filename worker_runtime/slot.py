@@ -1,14 +1,17 @@
 """One job slot of a worker pod: a Celery worker whose consumer runs each job itself.
 
-`workerpool worker --concurrency N` starts N of these (supervisor.py). Each is a whole Celery
-worker with the solo pool: it fetches one message (prefetch 1, strict queue order, late ack),
-runs the job inline and acks it, with no pool process, pipe or pickling in between; that is
-what halves the CPU per job (tests/benchmarks/PROFILE.md). What Celery's prefork pool did for
+`workerpool worker --concurrency N` forks N of these (supervisor.py) after the worker modules
+are imported, so slots share those pages with the supervisor (copy-on-write) and a replacement
+starts in a fraction of a second. Each is a whole Celery worker with the solo pool: it fetches
+one message (prefetch 1, strict queue order, late ack), runs the job inline and acks it, with no
+pool process, pipe or pickling in between; that is what halves the CPU per job
+(tests/benchmarks/PROFILE.md). What Celery's prefork pool did for
 jobs, the slot and its supervisor now do:
 
 - the slot writes the message it runs (id, attempt, delivery tag, queue, start and hard time
   limit) and each completed fetch on the slot board (slot_board.py); the supervisor reads it to
   kill a slot past its hard limit, renew leases, report load and judge liveness;
+- `run` and `forked` are what a freshly forked process runs; the supervisor calls them;
 - the soft time limit is a SIGALRM in the slot (time_limits.py, armed around `perform`);
 - recycling: after `max_tasks` jobs, or once the slot's resident memory exceeds `max_memory_kib`,
   the slot shuts down warmly between jobs (Celery's own flag, checked before the next fetch) and
@@ -24,15 +27,17 @@ import ctypes
 import logging
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from time import monotonic
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from celery.concurrency.base import apply_target
 from celery.concurrency.solo import TaskPool
 from celery.worker import state
 
 from worker_runtime.intake import fetches
+from worker_runtime.runtime import Runtime
 from worker_runtime.slot_board import Board, Job
 
 log = logging.getLogger(__name__)
@@ -45,8 +50,13 @@ SLOT_POOL = "worker_runtime.slot:SlotPool"
 class SlotConfig:
     index: int
     board: Board
-    #: Worker-wide hard time limit in seconds (a job's own limit wins); 0 for none.
+    queues: tuple[str, ...]
+    loglevel: str
+    #: Celery node name of this slot.
+    hostname: str
+    #: Worker-wide time limits in seconds (a job's own limits win); 0 for none.
     time_limit: float = 0.0
+    soft_time_limit: float = 0.0
     max_tasks: int = 0
     max_memory_kib: int = 0
 
@@ -123,17 +133,59 @@ class SlotPool(TaskPool):  # type: ignore[misc]
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_supervisor(supervisor_pid: int) -> None:
-    """SIGKILL this slot when its supervisor dies, as the kernel does to a container's
-    processes when its first one dies: a slot never outlives the supervisor that tracks it."""
+def die_with(supervisor_pid: int) -> None:
+    """SIGKILL this process when its supervisor dies, as the kernel does to a container's
+    processes when its first one dies: nothing the supervisor tracked outlives it."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != supervisor_pid:  # it died before prctl took effect
         os._exit(1)
 
 
-def install(config: SlotConfig) -> None:
-    """Make this process slot `config.index`: board records for fetches and jobs."""
-    SlotPool.config = config
-    board, index = config.board, config.index
-    fetches.sink = lambda when: board.fetched(index, when)
+def forked(supervisor_pid: int) -> None:
+    """First steps of any process the supervisor forks: Python's default signal handling
+    (not the supervisor's), its own session (a terminal's or a group's signal reaches the
+    supervisor, which forwards it once), and death with the supervisor."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.setsid()
+    die_with(supervisor_pid)
+
+
+def run(rt: Runtime, config: SlotConfig, supervisor_pid: int) -> NoReturn:
+    """In a process just forked by the supervisor: be slot `config.index` until Celery stops."""
+    code = 1
+    try:
+        forked(supervisor_pid)
+        SlotPool.config = config
+        board, index = config.board, config.index
+        fetches.sink = lambda when: board.fetched(index, when)
+        rt.app.conf.update(
+            worker_pool=SLOT_POOL,
+            # Celery's own settings, read per job (time_limits.py) as its prefork pool did.
+            task_time_limit=config.time_limit or None,
+            task_soft_time_limit=config.soft_time_limit or None,
+        )
+        rt.app.worker_main(
+            [
+                "worker",
+                "--concurrency=1",
+                f"--queues={','.join(config.queues)}",
+                f"--loglevel={config.loglevel}",
+                f"--hostname={config.hostname}",
+                "--optimization=fair",
+                # Gossip is worker-to-worker chatter Flower does not need; it grows with pods.
+                "--without-gossip",
+            ]
+        )
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        log.exception("slot %d failed", config.index + 1)
+    finally:
+        # Never back into the supervisor's loop, whose stack this process inherited.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

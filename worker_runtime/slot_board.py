@@ -2,9 +2,9 @@
 supervisor (supervisor.py), so that the supervisor can enforce hard time limits, keep leases,
 report load and judge liveness while a slot's own event loop is blocked by a job.
 
-One fixed-size record per slot in an anonymous shared memory file (`memfd_create`, passed to
-the slot by file descriptor): writing it is a memory store, not a system call, so the two
-writes per job and one per fetch cost microseconds. Each record has a single writer (its slot);
+One fixed-size record per slot in an anonymous shared mapping the supervisor creates before it
+forks its slots: writing it is a memory store, not a system call, so the two writes per job and
+one per fetch cost microseconds. Each record has a single writer (its slot);
 the job fields are written under a sequence lock (odd while writing), so the supervisor never
 acts on half a record. Times are `time.monotonic()`, one clock for every process of the
 machine. Must not talk to Redis or Celery: it is the shared memory and nothing else.
@@ -13,7 +13,6 @@ machine. Must not talk to Redis or Celery: it is the shared memory and nothing e
 from __future__ import annotations
 
 import mmap
-import os
 import struct
 from dataclasses import dataclass
 
@@ -51,22 +50,15 @@ class SlotState:
 
 
 class Board:
-    """`slots` records in shared memory; the supervisor creates it, each slot opens it."""
+    """`slots` records in memory shared with every process forked after it was made."""
 
-    def __init__(self, fd: int, slots: int) -> None:
-        self.fd = fd
+    def __init__(self, slots: int) -> None:
         self.slots = slots
-        self._map = mmap.mmap(fd, slots * RECORD_SIZE)
-
-    @classmethod
-    def create(cls, slots: int) -> Board:
-        fd = os.memfd_create("workerpool-slots", 0)  # no MFD_CLOEXEC: slots inherit it
-        os.ftruncate(fd, slots * RECORD_SIZE)
-        return cls(fd, slots)
+        # Anonymous and MAP_SHARED (mmap's default): forked slots write into the same pages.
+        self._map = mmap.mmap(-1, slots * RECORD_SIZE)
 
     def close(self) -> None:
         self._map.close()
-        os.close(self.fd)
 
     def _at(self, slot: int) -> int:
         if not 0 <= slot < self.slots:

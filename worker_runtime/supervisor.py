@@ -1,5 +1,10 @@
 """`workerpool worker --concurrency N`: a small supervisor of N job slots (slot.py).
 
+The supervisor imports the worker modules, then forks the slots (and one process for the pod's
+duties, below), so they share its pages copy-on-write as prefork's children did. It starts no
+thread of its own: forking a threaded process can copy a lock some thread held (stdout's, a
+connection pool's) into a child that then hangs on it.
+
 Each slot is its own Celery worker (solo pool: its consumer runs the job), so a pod runs N
 jobs at once, as `concurrency` always meant, without one consumer process feeding a pool
 through pipes (tests/benchmarks/PROFILE.md). The supervisor owns what the prefork pool and the
@@ -15,25 +20,31 @@ worker's main process did for the pod, reading what each slot does from the slot
 - recycling: a slot that exits by itself with code 0 (max tasks or memory reached) is replaced;
 - warm shutdown: SIGTERM or SIGINT is forwarded once, each slot finishes its job and exits;
   a second signal (or SIGQUIT) is cold: slots are killed and their jobs requeued, exit code 1;
-- once per pod, not per slot: the schedule dispatcher (one Redis poll per interval, as before),
-  lease renewal of every slot's message (one ZADD per renewal; a slot blocked in a job cannot
-  renew, its supervisor can), the load report summed over slots, and the liveness heartbeat,
-  fresh only while every slot completed a fetch recently or is running a job.
+- once per pod, not per slot, in one forked "duties" process (restarted if it dies): the
+  schedule dispatcher (one Redis poll per interval, as before), lease renewal of every slot's
+  message (one ZADD per renewal; a slot blocked in a job cannot renew, this process can) and
+  the load report summed over slots; in the supervisor itself, the liveness heartbeat, fresh
+  only while every slot completed a fetch recently or is running a job.
 
 Must not run jobs or talk to a slot other than by signals and the board.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import importlib
 import logging
 import os
 import signal
-import subprocess
 import sys
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass
 from time import monotonic, sleep
 from types import FrameType
+from typing import NoReturn
 
+from worker_runtime import slot as job_slot
 from worker_runtime.heartbeat import heartbeat_path, touch
 from worker_runtime.lease import LeaseKeeper
 from worker_runtime.load_report import LoadReporter
@@ -63,7 +74,6 @@ class SlotOptions:
 
     queues: tuple[str, ...]
     loglevel: str
-    packages: str
     #: Celery node name, `name@host`; slot i is `name-i@host` (default `slot-i@%h`).
     hostname: str | None = None
     time_limit: float = 0.0
@@ -88,23 +98,26 @@ def slot_is_alive(state: SlotState, started: float, now: float) -> bool:
 
 
 @dataclass
-class Slot:
+class Child:
+    """A forked process: a job slot, or the pod's duties (index -1)."""
+
     index: int
-    popen: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
     started: float = 0.0
     next_start: float = 0.0
     failures: int = 0
     #: Why the supervisor killed it, recorded as its job's loss (None: it died by itself).
     killed_because: str | None = None
-    exit_codes: list[int] = field(default_factory=list)
+    last_exit: int | None = None
 
 
 class Supervisor:
     def __init__(self, rt: Runtime, concurrency: int, options: SlotOptions) -> None:
         self._rt = rt
         self._options = options
-        self._board = Board.create(concurrency)
-        self._slots = [Slot(i) for i in range(concurrency)]
+        self._board = Board(concurrency)
+        self._duties = Child(-1)
+        self._slots = [Child(i) for i in range(concurrency)]
         self._signals: list[int] = []
         self._stopping = False
         self._cold = False
@@ -116,69 +129,64 @@ class Supervisor:
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, self._on_signal)
-        rt = self._rt
+        _share_before_forking(self._rt)
         touch(self._heartbeat)
-        leases = LeaseKeeper(rt.redis, rt.settings.visibility_timeout / 3, self.held_tags).start()
-        load = LoadReporter(rt.redis, read=self.load).start()
-        dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
-        dispatcher.start()
         log.info("starting %d job slot(s)", len(self._slots))
         try:
-            while not self._stopping or any(s.popen is not None for s in self._slots):
+            while not self._stopping or any(s.pid is not None for s in self._slots):
                 self._handle_signals()
                 now = monotonic()
+                self._watch_duties()
                 for slot in self._slots:
                     self._watch(slot, now)
                 self._announce()
                 self._beat(now)
                 sleep(TICK)
         finally:
-            dispatcher.stop()
-            leases.stop()
-            load.stop()
+            self._stop_duties()
             self._board.close()
         if self._cold:
             return 1  # Celery's exit code for a cold shutdown
         # A slot still starting when SIGTERM came had no handler for it yet: clean too.
-        last = [s.exit_codes[-1] for s in self._slots if s.exit_codes]
+        last = [s.last_exit for s in self._slots if s.last_exit is not None]
         return 0 if all(code in (0, -signal.SIGTERM) for code in last) else 1
 
     # Slots.
 
-    def _start(self, slot: Slot) -> None:
+    def _fork(self) -> int:
+        # Unflushed output would be written again by the child.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return os.fork()
+
+    def _start(self, slot: Child) -> None:
         opts = self._options
-        argv = [
-            sys.executable,
-            "-m",
-            "worker_runtime",
-            "slot",
-            f"--index={slot.index}",
-            f"--slots={len(self._slots)}",
-            f"--board-fd={self._board.fd}",
-            f"--supervisor={os.getpid()}",
-            f"--queues={','.join(opts.queues)}",
-            f"--loglevel={opts.loglevel}",
-            f"--packages={opts.packages}",
-            f"--hostname={slot_hostname(opts.hostname, slot.index)}",
-            f"--time-limit={opts.time_limit:g}",
-            f"--soft-time-limit={opts.soft_time_limit:g}",
-            f"--max-tasks-per-child={opts.max_tasks_per_child}",
-            f"--max-memory-per-child={opts.max_memory_per_child}",
-        ]
+        config = job_slot.SlotConfig(
+            index=slot.index,
+            board=self._board,
+            queues=opts.queues,
+            loglevel=opts.loglevel,
+            hostname=slot_hostname(opts.hostname, slot.index),
+            time_limit=opts.time_limit,
+            soft_time_limit=opts.soft_time_limit,
+            max_tasks=opts.max_tasks_per_child,
+            max_memory_kib=opts.max_memory_per_child,
+        )
         self._board.clear(slot.index)
         slot.started = monotonic()
         slot.killed_because = None
-        # Its own session: a Ctrl-C or a group signal reaches the supervisor, which forwards
-        # it once, so a slot never takes a second signal for a cold shutdown.
-        slot.popen = subprocess.Popen(argv, pass_fds=(self._board.fd,), start_new_session=True)
+        supervisor = os.getpid()
+        pid = self._fork()
+        if pid == 0:
+            job_slot.run(self._rt, config, supervisor)
+        slot.pid = pid
 
-    def _watch(self, slot: Slot, now: float) -> None:
-        popen = slot.popen
-        if popen is None:
+    def _watch(self, slot: Child, now: float) -> None:
+        if slot.pid is None:
             if not self._stopping and now >= slot.next_start:
                 self._start(slot)
             return
-        code = popen.poll()
+        code = _exit_code(slot.pid)
         if code is not None:
             self._exited(slot, code, now)
             return
@@ -193,20 +201,20 @@ class Supervisor:
             log.error("slot %d: job %s %s", slot.index + 1, job.id, reason)
             self._kill(slot, reason)
 
-    def _kill(self, slot: Slot, reason: str) -> None:
-        if slot.popen is None or slot.killed_because is not None:
+    def _kill(self, slot: Child, reason: str) -> None:
+        if slot.pid is None or slot.killed_because is not None:
             return
         slot.killed_because = reason
         job = self._board.read(slot.index).job
         if job is not None:
             # Before the kill: the job must not come back before its loss is on record.
             self._record(job.id, job.attempt, reason)
-        slot.popen.kill()
+        _signal(slot.pid, signal.SIGKILL)
 
-    def _exited(self, slot: Slot, code: int, now: float) -> None:
+    def _exited(self, slot: Child, code: int, now: float) -> None:
         state = self._board.read(slot.index)
-        slot.popen = None
-        slot.exit_codes.append(code)
+        slot.pid = None
+        slot.last_exit = code
         fetched = state.last_fetch > slot.started
         if state.job is not None:
             if slot.killed_because is None:
@@ -267,8 +275,8 @@ class Supervisor:
         self._stopping = True
         log.info("%s: warm shutdown, running jobs finish (again for a cold one)", name)
         for slot in self._slots:
-            if slot.popen is not None and slot.popen.poll() is None:
-                slot.popen.send_signal(signal.SIGTERM)
+            if slot.pid is not None:
+                _signal(slot.pid, signal.SIGTERM)
 
     def _cold_shutdown(self, name: str) -> None:
         if self._cold:
@@ -280,12 +288,62 @@ class Supervisor:
 
     # Once per pod.
 
+    def _watch_duties(self) -> None:
+        duties = self._duties
+        if duties.pid is not None:
+            code = _exit_code(duties.pid)
+            if code is None:
+                return
+            duties.pid = None
+            log.warning("the pod's duties process exited with code %d; starting it again", code)
+        if self._cold:
+            return
+        supervisor = os.getpid()
+        pid = self._fork()
+        if pid == 0:
+            self._run_duties(supervisor)
+        duties.pid = pid
+
+    def _stop_duties(self) -> None:
+        pid = self._duties.pid
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+            self._duties.pid = None
+
+    def _run_duties(self, supervisor: int) -> NoReturn:
+        """In a forked process: dispatcher, leases and load report until SIGTERM."""
+        code = 1
+        try:
+            job_slot.forked(supervisor)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            rt = self._rt
+            leases = LeaseKeeper(rt.redis, rt.settings.visibility_timeout / 3, self.held_tags)
+            load = LoadReporter(rt.redis, read=self.load)
+            dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
+            leases.start()
+            load.start()
+            dispatcher.start()
+            while not stop.wait(1.0):
+                pass
+            dispatcher.stop()
+            leases.stop()
+            load.stop()
+            code = 0
+        except BaseException:
+            log.exception("the pod's duties process failed")
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
     def held_tags(self) -> list[str]:
         """Delivery tags of the messages live slots hold, for lease renewal."""
         tags = []
         for slot in self._slots:
             job = self._board.read(slot.index).job
-            if job is not None and job.delivery_tag and slot.popen is not None:
+            if job is not None and job.delivery_tag:
                 tags.append(job.delivery_tag)
         return tags
 
@@ -305,7 +363,7 @@ class Supervisor:
             return
         states = [self._board.read(slot.index) for slot in self._slots]
         if all(
-            slot.popen is not None and state.last_fetch > slot.started
+            slot.pid is not None and state.last_fetch > slot.started
             for slot, state in zip(self._slots, states, strict=True)
         ):
             self._consuming = True
@@ -323,7 +381,7 @@ class Supervisor:
         stale = [
             slot.index + 1
             for slot in self._slots
-            if slot.popen is None
+            if slot.pid is None
             or not slot_is_alive(self._board.read(slot.index), slot.started, now)
         ]
         if not stale:
@@ -339,3 +397,47 @@ class Supervisor:
                 ",".join(map(str, stale)),
                 FETCH_STALE,
             )
+
+
+#: What every slot imports to run a Celery worker: imported once here, shared by the forks.
+_SLOT_MODULES = (
+    "celery.apps.worker",
+    "celery.bin.celery",
+    "celery.bin.worker",
+    "celery.concurrency.solo",
+    "celery.events",
+    "celery.worker.autoscale",
+    "celery.worker.components",
+    "celery.worker.consumer",
+    "celery.worker.control",
+    "celery.worker.heartbeat",
+    "celery.worker.pidbox",
+    "celery.worker.strategy",
+    "kombu.transport.redis",
+    "worker_runtime.intake",
+    "worker_runtime.results",
+)
+
+
+def _share_before_forking(rt: Runtime) -> None:
+    for name in _SLOT_MODULES:
+        importlib.import_module(name)
+    rt.app.finalize()
+    # Out of the collector's reach, so no collection in a slot writes to (and copies) pages it
+    # shares with the supervisor.
+    gc.freeze()
+
+
+def _exit_code(pid: int) -> int | None:
+    """The child's exit code (-N: killed by signal N), or None while it runs."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return -signal.SIGKILL  # reaped elsewhere: gone without a status
+    return None if done == 0 else os.waitstatus_to_exitcode(status)
+
+
+def _signal(pid: int, signum: int) -> None:
+    # Exited meanwhile: its status is collected next tick.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
