@@ -13,6 +13,8 @@ jobs, the slot and its supervisor now do:
   kill a slot past its hard limit, renew leases, report load and judge liveness;
 - `run` and `forked` are what a freshly forked process runs; the supervisor calls them;
 - the soft time limit is a SIGALRM in the slot (time_limits.py, armed around `perform`);
+- Flower's worker heartbeat: Celery sends it from the consumer's event loop, which a job blocks
+  here, so while a job runs a thread sends it (`JobHeartbeat`);
 - recycling: after `max_tasks` jobs, or once the slot's resident memory exceeds `max_memory_kib`,
   the slot shuts down warmly between jobs (Celery's own flag, checked before the next fetch) and
   the supervisor starts a fresh one.
@@ -28,12 +30,15 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, ClassVar, NoReturn
 
 from celery.concurrency.base import apply_target
 from celery.concurrency.solo import TaskPool
+from celery.utils.nodenames import default_nodename, host_format
+from celery.utils.sysinfo import load_average
 from celery.worker import state
 
 from worker_runtime.intake import fetches
@@ -70,10 +75,63 @@ def resident_kib() -> int:
         return int(statm.read().split()[1]) * _PAGE_KIB
 
 
+class JobHeartbeat:
+    """Celery's `worker-heartbeat` events for this slot while a job blocks its event loop.
+
+    Celery sends them every 2 s from the loop, and Flower (celery.events.state) takes a node for
+    offline two intervals after the last one, so any job over 4 s would turn the slot offline.
+    A daemon thread sends them instead while a job runs, saying one job is active, over its own
+    connection (a kombu producer must not be shared between threads).
+    """
+
+    def __init__(self, app: Any, hostname: str, interval: float = 2.0) -> None:
+        self._app = app
+        self._hostname = host_format(default_nodename(hostname))
+        self._interval = interval
+        self._running = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def job_started(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
+            self._thread.start()
+        self._done.clear()
+        self._running.set()
+
+    def job_finished(self) -> None:
+        self._running.clear()
+        self._done.set()
+
+    def _run(self) -> None:
+        dispatcher = None
+        while True:
+            self._running.wait()
+            while not self._done.wait(self._interval):
+                try:
+                    if dispatcher is None:
+                        connection = self._app.connection_for_write()
+                        dispatcher = self._app.events.Dispatcher(
+                            connection, hostname=self._hostname, enabled=True, groups=["worker"]
+                        )
+                    dispatcher.send(
+                        "worker-heartbeat",
+                        freq=self._interval,
+                        active=1,
+                        processed=state.all_total_count[0],
+                        loadavg=load_average(),
+                        **state.SOFTWARE_INFO,
+                    )
+                except Exception as exc:  # informational only: Flower may show a gap
+                    log.debug("job heartbeat not sent: %s", exc)
+                    dispatcher = None
+
+
 class SlotPool(TaskPool):  # type: ignore[misc]
     """Celery's solo pool, bracketing each job with its record on the slot board."""
 
     config: ClassVar[SlotConfig | None] = None
+    heartbeat: ClassVar[JobHeartbeat | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,11 +167,15 @@ class SlotPool(TaskPool):  # type: ignore[misc]
                 queue=str(info.get("routing_key") or ""),
             ),
         )
+        if self.heartbeat is not None:
+            self.heartbeat.job_started()
         try:
             return apply_target(
                 target, args, kwargs, callback, accept_callback, timeout=timeout, **options
             )
         finally:
+            if self.heartbeat is not None:
+                self.heartbeat.job_finished()
             config.board.end(config.index)
             self._done += 1
             self._maybe_recycle(config)
@@ -159,6 +221,7 @@ def run(rt: Runtime, config: SlotConfig, supervisor_pid: int) -> NoReturn:
     try:
         forked(supervisor_pid)
         SlotPool.config = config
+        SlotPool.heartbeat = JobHeartbeat(rt.app, config.hostname)
         board, index = config.board, config.index
         fetches.sink = lambda when: board.fetched(index, when)
         rt.app.conf.update(

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -175,3 +176,29 @@ def test_each_slot_is_its_own_node_and_the_pod_runs_one_schedule_dispatcher(
 
     wait_for(subscribers, timeout=30, message="the dispatcher to subscribe")
     assert subscribers() == 1
+
+
+def test_flower_hears_a_slots_heartbeat_while_its_job_blocks_the_slots_event_loop(
+    rt: Runtime, spawn: Spawn
+) -> None:
+    spawn("worker", "--concurrency=1", "--hostname=busy@test")
+    heard: list[dict[str, object]] = []
+    with rt.app.connection_for_read() as connection:
+        receiver = rt.app.events.Receiver(
+            connection, handlers={"worker-heartbeat": heard.append}, node_id="test-listener"
+        )
+        listener = threading.Thread(target=receiver.capture, daemon=True)
+        listener.start()
+        try:
+            # Celery's own heartbeat comes from the slot's event loop, which never says a job is
+            # active: a solo slot's loop is blocked while its job runs.
+            result = SleepyDefault.perform_async(tag="blocks", seconds=6.0)
+            assert result.get(timeout=60) == "blocks"
+            wait_for(
+                lambda: any(e["hostname"] == "busy-1@test" and e["active"] == 1 for e in heard),
+                timeout=30,
+                message=lambda: f"a heartbeat naming the running job ({len(heard)} heard)",
+            )
+        finally:
+            receiver.should_stop = True
+            listener.join(timeout=10)
