@@ -51,7 +51,7 @@ from worker_runtime.load_report import LoadReporter
 from worker_runtime.lost import describe_exit, record_loss
 from worker_runtime.runtime import Runtime
 from worker_runtime.schedule_set import Dispatcher, ScheduleSet
-from worker_runtime.slot_board import Board, SlotState
+from worker_runtime.slot_board import Board, Job, SlotState
 from worker_runtime.time_limits import hard_limit_reason
 
 log = logging.getLogger(__name__)
@@ -199,13 +199,15 @@ class Supervisor:
         ):
             reason = hard_limit_reason(job.hard_limit)
             log.error("slot %d: job %s %s", slot.index + 1, job.id, reason)
-            self._kill(slot, reason)
+            self._kill(slot, reason, only_during=job)
 
-    def _kill(self, slot: Child, reason: str) -> None:
+    def _kill(self, slot: Child, reason: str, only_during: Job | None = None) -> None:
         if slot.pid is None or slot.killed_because is not None:
             return
-        slot.killed_because = reason
         job = self._board.read(slot.index).job
+        if only_during is not None and job != only_during:
+            return  # that job ended meanwhile: the slot runs another, or none
+        slot.killed_because = reason
         if job is not None:
             # Before the kill: the job must not come back before its loss is on record.
             self._record(job.id, job.attempt, reason)
