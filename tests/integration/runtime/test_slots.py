@@ -48,11 +48,12 @@ def test_a_job_past_the_hard_time_limit_fails_with_time_limit_exceeded_and_its_s
     assert dead.attempts == Overruns.max_retries + 1
     assert dead.error.startswith("TimeLimitExceeded: time limit exceeded"), dead.error
     assert "SIGKILL" not in dead.error
-    assert result.state == "FAILURE"
     runs = _pids(rt, "overruns")
     assert len(runs) == 2
     assert runs[0] != runs[1], "the killed slot was replaced"
+    # The dead record comes first; Celery then stores FAILURE, then acks.
     wait_for(lambda: rt.redis.hlen("unacked") == 0, timeout=30, message="the last ack")
+    assert result.state == "FAILURE"
     # The pod goes on with a fresh slot.
     assert Echo.perform_async(user_id=7, data={}).get(timeout=60)["user_id"] == 7
     assert worker.popen.poll() is None
