@@ -163,12 +163,15 @@ def test_each_slot_is_its_own_node_and_the_pod_runs_one_schedule_dispatcher(
     rt: Runtime, spawn: Spawn
 ) -> None:
     spawn("worker", "--concurrency=3", "--hostname=pod@test")
-    nodes = wait_for(
-        lambda: {name for reply in rt.app.control.ping(timeout=2.0) for name in reply} or None,
-        timeout=60,
-        message="the slots to answer a ping",
-    )
-    assert nodes == {"pod-1@test", "pod-2@test", "pod-3@test"}
+    expected = {"pod-1@test", "pod-2@test", "pod-3@test"}
+    answered: set[str] = set()
+
+    def every_slot_answered() -> bool:
+        answered.update(name for reply in rt.app.control.ping(timeout=2.0) for name in reply)
+        return answered >= expected
+
+    wait_for(every_slot_answered, timeout=60, message=lambda: f"pings answered: {answered}")
+    assert answered == expected
     # One subscription to the schedule's wake channel per pod, not per slot.
     channel = rt.keys.schedule_wake
 
