@@ -226,7 +226,9 @@ class Supervisor:
         if self._stopping:
             log.info("slot %d stopped (exit code %d)", slot.index + 1, code)
             return
-        if code == 0 or fetched or slot.killed_because is not None:
+        # A slot that worked (recycled, killed by or for its job) is replaced at once; one that
+        # never fetched waits longer each time, so a broken start cannot spin.
+        if fetched or slot.killed_because is not None:
             slot.failures = 0
             slot.next_start = now
             if code != 0:
@@ -255,6 +257,8 @@ class Supervisor:
             return
         try:
             with self._rt.app.connection_for_write() as connection:
+                # One try: this loop also forwards signals and keeps the heartbeat.
+                connection.ensure_connection(max_retries=1)
                 connection.default_channel.qos.restore_by_tag(tag, leftmost=True)
         except Exception as exc:
             log.warning("could not requeue %s now; its lease brings it back: %s", tag, exc)
