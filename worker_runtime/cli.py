@@ -100,39 +100,88 @@ def cli() -> None:
     """Sidekiq-style Celery workers: run them, schedule them, inspect them."""
 
 
+time_limit_option = click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="Seconds after which a job's slot is killed and the attempt fails (0: none); a "
+    "job's own limit wins.",
+)
+soft_time_limit_option = click.option(
+    "--soft-time-limit",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="Seconds after which SoftTimeLimitExceeded is raised in the job (0: none).",
+)
+max_tasks_option = click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Replace a job slot after this many jobs (0: never).",
+)
+max_memory_option = click.option(
+    "--max-memory-per-child",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Replace a job slot, after its job, once its resident memory exceeds this many KiB "
+    "(0: never).",
+)
+
+
 @cli.command()
 @packages_option
 @loglevel_option
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Jobs at once: one job slot (process) each.",
+)
 @click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True)
-@click.option("--pool", "-P", default="prefork", show_default=True)
-@click.option("--hostname", "-n", default=None, help="Node name (default: celery@HOST).")
+@click.option(
+    "--hostname",
+    "-n",
+    default=None,
+    help="Node name NAME@HOST; slot i is NAME-i@HOST (default: slot-i@HOST).",
+)
+@time_limit_option
+@soft_time_limit_option
+@max_tasks_option
+@max_memory_option
 def worker(
-    packages: str, loglevel: str, concurrency: int, queues: str, pool: str, hostname: str | None
+    packages: str,
+    loglevel: str,
+    concurrency: int,
+    queues: str,
+    hostname: str | None,
+    time_limit: float,
+    soft_time_limit: float,
+    max_tasks_per_child: int,
+    max_memory_per_child: int,
 ) -> None:
-    """Run a worker consuming the queues in strict priority order."""
+    """Run `concurrency` job slots consuming the queues in strict priority order."""
     try:
         queue_list = parse_queue_list(queues)
     except UnknownQueueError as exc:
         raise click.ClickException(str(exc)) from exc
+    # Worker modules are imported here, once: a broken one stops the pod with one line, and the
+    # slots, forked after, share them.
     rt = _start(packages, loglevel)
     _wait_for_redis(rt.redis, rt.settings.broker_url)
-    from worker_runtime.worker_step import WorkerPoolStep
+    from worker_runtime.supervisor import SlotOptions, Supervisor
 
-    rt.app.steps["consumer"].add(WorkerPoolStep)
-    argv = [
-        "worker",
-        f"--concurrency={concurrency}",
-        f"--queues={','.join(queue_list)}",
-        f"--loglevel={loglevel}",
-        f"--pool={pool}",
-        "--optimization=fair",
-        # Gossip is worker-to-worker chatter Flower does not need; it grows with pool size.
-        "--without-gossip",
-    ]
-    if hostname:
-        argv.append(f"--hostname={hostname}")
-    rt.app.worker_main(argv)
+    options = SlotOptions(
+        queues=queue_list,
+        loglevel=loglevel,
+        hostname=hostname,
+        time_limit=time_limit,
+        soft_time_limit=soft_time_limit,
+        max_tasks_per_child=max_tasks_per_child,
+        max_memory_per_child=max_memory_per_child,
+    )
+    sys.exit(Supervisor(rt, concurrency, options).run())
 
 
 #: Seconds between PINGs while a starting worker waits for Redis.

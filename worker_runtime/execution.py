@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from celery import Celery, Task
 from celery.exceptions import Retry
+from celery.exceptions import TimeLimitExceeded as CeleryTimeLimitExceeded
 from kombu.utils import json
 
 from worker_runtime import job_stats, runtime
@@ -27,6 +28,7 @@ from worker_runtime.logger import Logger
 from worker_runtime.lost import LossAwareRequest, previous_run_lost
 from worker_runtime.messages import build_message
 from worker_runtime.schedule_set import schedule
+from worker_runtime.time_limits import HARD_LIMIT_REASON, limits, soft_limit
 from worker_runtime.worker import Worker
 
 #: The serializer Celery stores results with (kombu's JSON, untyped).
@@ -72,22 +74,36 @@ class WorkerLostJobError(RuntimeError):
     """The previous run of this attempt never finished: its worker process or pod was lost."""
 
 
+class TimeLimitExceeded(CeleryTimeLimitExceeded):  # type: ignore[misc]
+    """The previous run of this attempt outlived its hard time limit; its slot was killed."""
+
+    def __str__(self) -> str:  # billiard's shows the args tuple
+        return str(self.args[0]) if self.args else "time limit exceeded"
+
+
 class JobResultError(TypeError):
     """`perform` returned a value the JSON result backend cannot store."""
 
 
 def run_job(task: Task, worker: type[Worker], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    attempt = int(task.request.retries or 0)
     job_id = str(task.request.id)
     started = time.time()
     lost = previous_run_lost(task)
     if lost is not None:
         # Not run again now: that is what loops forever when the job itself kills its process.
-        _failed(worker, job_id, args, kwargs, attempt, started, WorkerLostJobError(lost), "")
+        # A slot killed for outliving its hard limit fails the way Celery's prefork pool fails
+        # it, with `TimeLimitExceeded`.
+        loss: Exception = (
+            TimeLimitExceeded(lost)
+            if lost.startswith(HARD_LIMIT_REASON)
+            else WorkerLostJobError(lost)
+        )
+        _failed(task, worker, args, kwargs, started, loss, "")
     try:
-        result = worker.perform(*args, **kwargs)
+        with soft_limit(limits(task)[1]):
+            result = worker.perform(*args, **kwargs)
     except Exception as exc:
-        _failed(worker, job_id, args, kwargs, attempt, started, exc, traceback.format_exc())
+        _failed(task, worker, args, kwargs, started, exc, traceback.format_exc())
     try:
         # The serializer Celery uses for results; it fails after the task returns, leaving a
         # FAILURE with no dead record, so check here where the failure can be handled.
@@ -97,24 +113,26 @@ def run_job(task: Task, worker: type[Worker], args: tuple[Any, ...], kwargs: dic
             f"{worker.task_name}.perform returned a {type(result).__name__}, which the JSON "
             f"result backend cannot store ({exc}); return plain JSON"
         )
-        _failed(worker, job_id, args, kwargs, attempt, started, problem, "")
+        _failed(task, worker, args, kwargs, started, problem, "")
     _finish(worker, job_id)
-    job_stats.record(runtime.current().redis, worker.task_name, "succeeded", time.time() - started)
+    rt = runtime.current()
+    job_stats.defer(rt.redis, task.request, worker.task_name, "succeeded", time.time() - started)
     return result
 
 
 def _failed(
+    task: Task,
     worker: type[Worker],
-    job_id: str,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    attempt: int,
     started: float,
     exc: Exception,
     trace: str,
 ) -> NoReturn:
     """Schedule the next attempt, or dead-set the job after the last; always raises."""
     rt = runtime.current()
+    attempt = int(task.request.retries or 0)
+    job_id = str(task.request.id)
     if attempt < worker.max_retries:
         delay = retry_delay(
             attempt + 1, exponential=worker.retry_backoff, cap=worker.retry_backoff_max
@@ -139,7 +157,7 @@ def _failed(
             message=f"{worker.task_name}[{job_id}] failed ({type(exc).__name__}: {exc}); "
             f"retry {attempt + 1}/{worker.max_retries} in {delay:.1f}s"
         )
-        job_stats.record(rt.redis, worker.task_name, "retried", time.time() - started)
+        job_stats.defer(rt.redis, task.request, worker.task_name, "retried", time.time() - started)
         # Celery records the RETRY state and acks; the retry itself is already in Redis.
         raise Retry(message=f"retry in {delay:.1f}s", exc=exc, when=delay) from exc
     DeadJobs(rt.redis, rt.keys, rt.settings.dead_max_jobs).add(
@@ -160,7 +178,7 @@ def _failed(
         message=f"{worker.task_name}[{job_id}] died after {attempt + 1} attempt(s): "
         f"{type(exc).__name__}: {exc}"
     )
-    job_stats.record(rt.redis, worker.task_name, "dead", time.time() - started)
+    job_stats.defer(rt.redis, task.request, worker.task_name, "dead", time.time() - started)
     _finish(worker, job_id)
     raise exc
 

@@ -45,9 +45,16 @@ _to_str: Callable[[bytes | str], str] = encoding.bytes_to_str
 
 class _FetchClock:
     """When this process's consumer last completed a fetch (a BRPOP answered, with a message or
-    empty after its one-second timeout): the liveness heartbeat's evidence (worker_step.py)."""
+    empty after its one-second timeout): the liveness evidence a job slot passes on to its
+    supervisor through `sink` (slot.py, supervisor.py)."""
 
     last: float | None = None
+    sink: Callable[[float], None] | None = None
+
+    def mark(self) -> None:
+        self.last = now = monotonic()
+        if self.sink is not None:
+            self.sink(now)
 
 
 fetches = _FetchClock()
@@ -101,7 +108,7 @@ class Channel(transport.Channel):
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
-            fetches.last = monotonic()
+            fetches.mark()
             if not dest__item:
                 raise Empty()
             dest, item = dest__item

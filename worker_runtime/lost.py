@@ -41,7 +41,17 @@ _EXITCODE = re.compile(r"exitcode (-?\d+)")
 def describe_loss(message: str) -> str:
     """A person's reading of billiard's "Worker exited prematurely: signal 9 (SIGKILL)..."."""
     if found := _SIGNAL.search(message):
-        number = int(found.group(1))
+        return describe_exit(-int(found.group(1)))
+    if found := _EXITCODE.search(message):
+        return describe_exit(int(found.group(1)))
+    return f"its worker process was lost: {message}"
+
+
+def describe_exit(returncode: int) -> str:
+    """The same reading of a process's exit status (`Popen.returncode`: -N for signal N), for
+    a job slot its supervisor saw die mid-job (supervisor.py)."""
+    if returncode < 0:
+        number = -returncode
         try:
             name = signal.Signals(number).name
         except ValueError:
@@ -49,9 +59,14 @@ def describe_loss(message: str) -> str:
         if number == signal.SIGKILL:
             return f"its worker process was killed by {name}: probably out of memory"
         return f"its worker process died from {name}"
-    if found := _EXITCODE.search(message):
-        return f"its worker process exited with code {found.group(1)} while running it"
-    return f"its worker process was lost: {message}"
+    return f"its worker process exited with code {returncode} while running it"
+
+
+def record_loss(job_id: str, attempt: int, reason: str) -> None:
+    """Say why `attempt` of `job_id` never finished, for its next delivery to read; written
+    before the message is requeued, so that delivery cannot miss it."""
+    rt = runtime.current()
+    rt.redis.set(rt.keys.lost(job_id, attempt), reason, ex=rt.settings.result_expires)
 
 
 #: Request field carrying the loss reason from the main process to the pool process.
@@ -90,12 +105,7 @@ class LossAwareRequest(Request):  # type: ignore[misc]
         exc = getattr(exc, "exc", exc)  # ExceptionWithTraceback wraps it
         if isinstance(exc, WorkerLostError):
             # Before Celery requeues the message (below), so its next delivery can read it.
-            rt = runtime.current()
-            rt.redis.set(
-                rt.keys.lost(str(self.id), int(self._context.retries or 0)),
-                describe_loss(str(exc)),
-                ex=rt.settings.result_expires,
-            )
+            record_loss(str(self.id), int(self._context.retries or 0), describe_loss(str(exc)))
         return super().on_failure(exc_info, send_failed_event, return_ok)
 
 

@@ -8,6 +8,9 @@ the path between one job and the next. Here the same check and write run as one 
 one round trip per state, and the check and the write are atomic, where Celery's could race.
 The stored document, its expiry and the PUBLISH that wakes `AsyncResult.get()` are Celery's.
 
+The attempt's job counters and duration (job_stats.py) ride in the same script: no round trip
+of their own.
+
 Selected by prefixing the result backend URL with this class (`module:Class+redis://...`,
 Celery's `by_url` syntax), so settings keep plain Redis URLs. Must not change what is stored.
 """
@@ -21,12 +24,25 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
 
+from worker_runtime import job_stats
+
 #: Prefix for `result_backend` naming the class below (celery.app.backends.by_url).
 RESULT_BACKEND = "worker_runtime.results:ResultBackend"
 
-#: KEYS: result key. ARGV: encoded meta, expiry in seconds (0: none). Returns 0 when a
-#: SUCCESS is already stored (nothing written), 1 when written and published.
+#: KEYS: result key, then job_stats' counter and duration hashes. ARGV: encoded meta, expiry
+#: in seconds (0: none), then the attempt's counts (job_stats.fields): how many counter fields,
+#: those fields, the duration bucket field, the sum field and the seconds. Counts first: the
+#: attempt happened even if a SUCCESS is already stored. Returns 0 when a SUCCESS is already
+#: stored (nothing written), 1 when written and published.
 _STORE_UNLESS_SUCCEEDED = """
+local counters = tonumber(ARGV[3])
+for i = 1, counters do
+  redis.call('HINCRBY', KEYS[2], ARGV[3 + i], 1)
+end
+if counters > 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[4 + counters], 1)
+  redis.call('HINCRBYFLOAT', KEYS[3], ARGV[5 + counters], ARGV[6 + counters])
+end
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, meta = pcall(cjson.decode, current)
@@ -68,10 +84,19 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
                 "value too large for Redis backend", state=state, task_id=task_id
             )
         expires = self.failure_expires if state == states.FAILURE else self.expires
-        self.ensure(self._store_unless_succeeded, (self.get_key_for_task(task_id), value, expires))
+        counts: list[Any] = [0]
+        if (stats := job_stats.take(request)) is not None:
+            fields, bucket_field, sum_field, seconds = stats
+            counts = [len(fields), *fields, bucket_field, sum_field, repr(seconds)]
+        self.ensure(
+            self._store_unless_succeeded, (self.get_key_for_task(task_id), value, expires, counts)
+        )
         return result
 
-    def _store_unless_succeeded(self, key: Any, value: Any, expires: Any) -> None:
+    def _store_unless_succeeded(self, key: Any, value: Any, expires: Any, counts: Any) -> None:
         if self._store_script is None:
             self._store_script = self.client.register_script(_STORE_UNLESS_SUCCEEDED)
-        self._store_script(keys=[key], args=[value, int(expires or 0)])
+        self._store_script(
+            keys=[key, job_stats.JOBS_KEY, job_stats.DURATION_KEY],
+            args=[value, int(expires or 0), *counts],
+        )

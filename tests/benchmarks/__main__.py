@@ -134,8 +134,9 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"load average (1/5/15 min) at start {machine['loadavg_at_start']}, "
         f"at end {machine['loadavg_at_end']}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        "both: one redis-server (separate DBs), workers --concurrency=2 prefork, -l INFO, "
-        "Redis result backend; figures are medians over runs",
+        "both: one redis-server (separate DBs), -l INFO, Redis result backend; workerpool "
+        "worker --concurrency=2 (2 job slots), celery worker --concurrency=2 (prefork); "
+        "figures are medians over runs",
         "ratio: how many times better workerpool is (median of per-run ratios where the runs "
         "interleave both systems); celery [...] = the plain Celery configuration compared",
         *[f"scaled: {line}" for line in meta["scaled"]],

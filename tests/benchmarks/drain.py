@@ -157,7 +157,8 @@ def run(bench: Bench, config: Config) -> list[Row]:
             same.cpu_ms,
             celery_config=guarantees,
             target=ours_at_most(1.0, "ms"),
-            note="main process + pool children, per job; Redis's own CPU not included",
+            note="every worker process (main + pool children or job slots), per job; "
+            "Redis's own CPU not included",
         ),
         Row(
             "3 drain",

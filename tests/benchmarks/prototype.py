@@ -1,12 +1,13 @@
 """`python -m tests.benchmarks --prototype`: drain layouts for a pod of concurrency 2, side by side.
 
 Owns the measurement behind the drain design note in tests/benchmarks/PROFILE.md, not a
-product feature: the same no-op drain as scenario 3, over four layouts of two job slots, each
-on its own Redis database, in alternating rounds. `workerpool worker --concurrency 2` as a pod
-runs it today (one consumer feeding a prefork pool); two independent `--concurrency 1` prefork
-workers (two consumers, each feeding one pool child); two independent `--pool solo` workers
-(each consumer runs its job inline: no pool, no pipe, but also no time limits, no per-child
-recycling, and no event loop during a job); and plain Celery with the same guarantees.
+product feature: the same no-op drain as scenario 3, over layouts of two job slots, each on
+its own Redis database, in alternating rounds. `workerpool worker --concurrency 2` as a pod runs
+it (since the supervisor design landed: one supervisor forking two solo-pool job slots, each
+consumer running its job inline); two independent `--concurrency 1` workers (two supervisors of
+one slot each); and plain Celery with the same guarantees. The layouts measured before the
+design landed (one consumer feeding a prefork pool, two `--pool solo` workers) are in
+PROFILE.md; `--pool` is gone.
 """
 
 from __future__ import annotations
@@ -74,12 +75,6 @@ def run(n: int, rounds: int) -> None:
         layouts = [
             Layout("ours, --concurrency 2", OURS_DB, "bench.noop", [bench.start_ours(2)]),
             Layout("ours, 2 x --concurrency 1", 5, "bench.noop", _single_slot_workers(bench, 5)),
-            Layout(
-                "ours, 2 x --pool solo",
-                6,
-                "bench.noop",
-                _single_slot_workers(bench, 6, "--pool=solo"),
-            ),
             Layout(
                 "celery same guarantees -c 2",
                 CELERY_DB,

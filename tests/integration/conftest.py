@@ -126,9 +126,12 @@ def spawn(tmp_path: Path, env: dict[str, str]) -> Iterator[Spawn]:
         proc = Proc(name, popen, log, proc_env)
         procs.append(proc)
         if ready is None:
-            ready = {"worker": "ready.", "beat": "beat: Starting", "flower": "Visit me at"}.get(
-                args[0]
-            )
+            # The worker's supervisor says so once every job slot has fetched from Redis.
+            ready = {
+                "worker": "slot(s) consuming",
+                "beat": "beat: Starting",
+                "flower": "Visit me at",
+            }.get(args[0])
         if ready:
             proc.wait_for_output(ready)
         return proc

@@ -41,14 +41,15 @@ def _health(env: dict[str, str], component: str, max_age: float) -> int:
 def test_a_worker_alive_but_not_fetching_fails_its_liveness_check_and_recovers(
     rt: Runtime, spawn: Spawn
 ) -> None:
-    name = "idle@liveness"
-    worker = spawn("worker", "--concurrency=1", f"--hostname={name}")
+    worker = spawn("worker", "--concurrency=1", "--hostname=idle@liveness")
+    name = "idle-1@liveness"  # the node name of its one job slot
     env = worker.env
     # The heartbeat beats every 5 s; 8 s leaves room for one late beat.
     wait_for(lambda: _health(env, "worker", 8) == 0, timeout=60, message="a fresh heartbeat")
 
-    # The consumer stops fetching while the process, its event loop and its timers all keep
-    # running: what kombu reconnect bugs leave behind. A timer-only heartbeat would stay fresh.
+    # The slot's consumer stops fetching while its process, event loop and timers all keep
+    # running: what kombu reconnect bugs leave behind. A timer-only heartbeat would stay fresh,
+    # and so would one that only checks that the slot process lives.
     for queue in QUEUES:
         replies = rt.app.control.cancel_consumer(queue, destination=[name], reply=True)
         assert replies, f"{name} did not answer cancel_consumer({queue})"
@@ -109,7 +110,7 @@ def test_a_worker_started_before_redis_waits_for_it_then_runs_jobs(
 
     with EmbeddedRedis(port=port) as server:
         worker.wait_for_output("Redis answered after")
-        worker.wait_for_output("ready.")
+        worker.wait_for_output("slot(s) consuming")
         local = {"CELERY_BROKER_URL": server.url(0), "CELERY_RESULT_BACKEND": server.url(0)}
         rt = worker_runtime.configure(Settings.from_env({**env, **local}))
         try:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from tests.integration.conftest import Proc, Spawn
 
-READY = {"worker": "ready.", "beat": "beat: Starting"}
+READY = {"worker": "slot(s) consuming", "beat": "beat: Starting"}
 
 
 def start_together(

@@ -106,3 +106,16 @@ class ReturnsASet(Worker):
     def perform(cls, key: str) -> Any:
         record("returns_set", key=key)
         return {key}
+
+
+class Overruns(Worker):
+    """Runs for `seconds` (past the worker's time limits in the slot tests); one retry."""
+
+    max_retries = 1
+    retry_backoff_max = 1
+
+    @classmethod
+    def perform(cls, key: str, seconds: float) -> str:
+        record("overruns", key=key)
+        time.sleep(seconds)
+        return key

@@ -1,0 +1,449 @@
+"""`workerpool worker --concurrency N`: a small supervisor of N job slots (slot.py).
+
+The supervisor imports the worker modules, then forks the slots (and one process for the pod's
+duties, below), so they share its pages copy-on-write as prefork's children did. It starts no
+thread of its own: forking a threaded process can copy a lock some thread held (stdout's, a
+connection pool's) into a child that then hangs on it.
+
+Each slot is its own Celery worker (solo pool: its consumer runs the job), so a pod runs N
+jobs at once, as `concurrency` always meant, without one consumer process feeding a pool
+through pipes (tests/benchmarks/PROFILE.md). The supervisor owns what the prefork pool and the
+worker's main process did for the pod, reading what each slot does from the slot board
+(slot_board.py):
+
+- hard time limits: a slot whose job outlives its limit is killed; the reason ("time limit
+  exceeded") is recorded first, so the job's next delivery fails that attempt (lost.py,
+  execution.py) and retries or dead-sets it;
+- a slot that dies is started again; the message it held is requeued at once (as Celery's
+  `task_reject_on_worker_lost` did) after its loss is recorded, so it counts as a lost attempt;
+  a slot that dies before ever fetching is restarted with a growing delay;
+- recycling: a slot that exits by itself with code 0 (max tasks or memory reached) is replaced;
+- warm shutdown: SIGTERM or SIGINT is forwarded once, each slot finishes its job and exits;
+  a second signal (or SIGQUIT) is cold: slots are killed and their jobs requeued, exit code 1;
+- once per pod, not per slot, in one forked "duties" process (restarted if it dies): the
+  schedule dispatcher (one Redis poll per interval, as before), lease renewal of every slot's
+  message (one ZADD per renewal; a slot blocked in a job cannot renew, this process can) and
+  the load report summed over slots; in the supervisor itself, the liveness heartbeat, fresh
+  only while every slot completed a fetch recently or is running a job.
+
+Must not run jobs or talk to a slot other than by signals and the board.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from time import monotonic, sleep
+from types import FrameType
+from typing import NoReturn
+
+from worker_runtime import slot as job_slot
+from worker_runtime.heartbeat import heartbeat_path, touch
+from worker_runtime.lease import LeaseKeeper
+from worker_runtime.load_report import LoadReporter
+from worker_runtime.lost import describe_exit, record_loss
+from worker_runtime.runtime import Runtime
+from worker_runtime.schedule_set import Dispatcher, ScheduleSet
+from worker_runtime.slot_board import Board, Job, SlotState
+from worker_runtime.time_limits import hard_limit_reason
+
+log = logging.getLogger(__name__)
+
+#: How often the supervisor looks at its slots: the precision of hard time limits.
+TICK = 0.1
+HEARTBEAT_INTERVAL = 5.0
+#: An idle, healthy slot completes a BRPOP every second (kombu's `brpop_timeout`).
+FETCH_STALE = 10.0
+#: A new slot may take this long to import, connect and complete its first fetch.
+STARTUP_GRACE = 60.0
+#: Longest wait before starting again a slot that died before it ever fetched.
+MAX_RESTART_DELAY = 30.0
+COLD_REASON = "its worker was stopped by a cold shutdown while running it"
+
+
+@dataclass(frozen=True)
+class SlotOptions:
+    """What every slot of this pod is started with."""
+
+    queues: tuple[str, ...]
+    loglevel: str
+    #: Celery node name, `name@host`; slot i is `name-i@host` (default `slot-i@%h`).
+    hostname: str | None = None
+    time_limit: float = 0.0
+    soft_time_limit: float = 0.0
+    max_tasks_per_child: int = 0
+    max_memory_per_child: int = 0
+
+
+def slot_hostname(hostname: str | None, index: int) -> str:
+    name, _, host = (hostname or "slot@%h").partition("@")
+    return f"{name}-{index + 1}@{host or '%h'}"
+
+
+def slot_is_alive(state: SlotState, started: float, now: float) -> bool:
+    """The liveness rule for one slot: running a job (its event loop is busy, not stuck), or
+    a fetch completed within FETCH_STALE, or still starting."""
+    if state.job is not None:
+        return True
+    if state.last_fetch > started:
+        return now - state.last_fetch < FETCH_STALE
+    return now - started < STARTUP_GRACE
+
+
+@dataclass
+class Child:
+    """A forked process: a job slot, or the pod's duties (index -1)."""
+
+    index: int
+    pid: int | None = None
+    started: float = 0.0
+    next_start: float = 0.0
+    failures: int = 0
+    #: Why the supervisor killed it, recorded as its job's loss (None: it died by itself).
+    killed_because: str | None = None
+    last_exit: int | None = None
+
+
+class Supervisor:
+    def __init__(self, rt: Runtime, concurrency: int, options: SlotOptions) -> None:
+        self._rt = rt
+        self._options = options
+        self._board = Board(concurrency)
+        self._duties = Child(-1)
+        self._slots = [Child(i) for i in range(concurrency)]
+        self._signals: list[int] = []
+        self._stopping = False
+        self._cold = False
+        self._consuming = False
+        self._withheld = False
+        self._heartbeat = heartbeat_path(rt.settings.state_dir, "worker")
+        self._next_beat = 0.0
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(signum, self._on_signal)
+        _share_before_forking(self._rt)
+        touch(self._heartbeat)
+        log.info("starting %d job slot(s)", len(self._slots))
+        try:
+            while not self._stopping or any(s.pid is not None for s in self._slots):
+                self._handle_signals()
+                now = monotonic()
+                self._watch_duties()
+                for slot in self._slots:
+                    self._watch(slot, now)
+                self._announce()
+                self._beat(now)
+                sleep(TICK)
+        finally:
+            self._stop_duties()
+            self._board.close()
+        if self._cold:
+            return 1  # Celery's exit code for a cold shutdown
+        # A slot still starting when SIGTERM came had no handler for it yet: clean too.
+        last = [s.last_exit for s in self._slots if s.last_exit is not None]
+        return 0 if all(code in (0, -signal.SIGTERM) for code in last) else 1
+
+    # Slots.
+
+    def _fork(self) -> int:
+        # Unflushed output would be written again by the child.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return os.fork()
+
+    def _start(self, slot: Child) -> None:
+        opts = self._options
+        config = job_slot.SlotConfig(
+            index=slot.index,
+            board=self._board,
+            queues=opts.queues,
+            loglevel=opts.loglevel,
+            hostname=slot_hostname(opts.hostname, slot.index),
+            time_limit=opts.time_limit,
+            soft_time_limit=opts.soft_time_limit,
+            max_tasks=opts.max_tasks_per_child,
+            max_memory_kib=opts.max_memory_per_child,
+        )
+        self._board.clear(slot.index)
+        slot.started = monotonic()
+        slot.killed_because = None
+        supervisor = os.getpid()
+        pid = self._fork()
+        if pid == 0:
+            job_slot.run(self._rt, config, supervisor)
+        slot.pid = pid
+
+    def _watch(self, slot: Child, now: float) -> None:
+        if slot.pid is None:
+            if not self._stopping and now >= slot.next_start:
+                self._start(slot)
+            return
+        code = _exit_code(slot.pid)
+        if code is not None:
+            self._exited(slot, code, now)
+            return
+        job = self._board.read(slot.index).job
+        if (
+            job is not None
+            and job.hard_limit > 0
+            and now - job.started > job.hard_limit
+            and slot.killed_because is None
+        ):
+            reason = hard_limit_reason(job.hard_limit)
+            log.error("slot %d: job %s %s", slot.index + 1, job.id, reason)
+            self._kill(slot, reason, only_during=job)
+
+    def _kill(self, slot: Child, reason: str, only_during: Job | None = None) -> None:
+        if slot.pid is None or slot.killed_because is not None:
+            return
+        job = self._board.read(slot.index).job
+        if only_during is not None and job != only_during:
+            return  # that job ended meanwhile: the slot runs another, or none
+        slot.killed_because = reason
+        if job is not None:
+            # Before the kill: the job must not come back before its loss is on record.
+            self._record(job.id, job.attempt, reason)
+        _signal(slot.pid, signal.SIGKILL)
+
+    def _exited(self, slot: Child, code: int, now: float) -> None:
+        state = self._board.read(slot.index)
+        slot.pid = None
+        slot.last_exit = code
+        fetched = state.last_fetch > slot.started
+        if state.job is not None:
+            if slot.killed_because is None:
+                self._record(state.job.id, state.job.attempt, describe_exit(code))
+            self._requeue(state.job.delivery_tag)
+        self._board.clear(slot.index)
+        if self._stopping:
+            log.info("slot %d stopped (exit code %d)", slot.index + 1, code)
+            return
+        # A slot that worked (recycled, killed by or for its job) is replaced at once; one that
+        # never fetched waits longer each time, so a broken start cannot spin.
+        if fetched or slot.killed_because is not None:
+            slot.failures = 0
+            slot.next_start = now
+            if code != 0:
+                log.warning("slot %d exited with code %d; starting it again", slot.index + 1, code)
+            return
+        slot.failures += 1
+        delay = min(MAX_RESTART_DELAY, 2.0 ** (slot.failures - 1))
+        slot.next_start = now + delay
+        log.error(
+            "slot %d exited with code %d before it consumed; starting it again in %.0fs",
+            slot.index + 1,
+            code,
+            delay,
+        )
+
+    def _record(self, job_id: str, attempt: int, reason: str) -> None:
+        try:
+            record_loss(job_id, attempt, reason)
+        except Exception as exc:  # Redis away: the redelivery counts it as a lost worker
+            log.warning("could not record why job %s stopped (%s): %s", job_id, reason, exc)
+
+    def _requeue(self, tag: str) -> None:
+        """Put a dead slot's message back on its queue now, as Celery's requeue of a lost
+        pool process did, instead of after its lease (kombu's own restore, same bytes)."""
+        if not tag:
+            return
+        try:
+            with self._rt.app.connection_for_write() as connection:
+                # One try: this loop also forwards signals and keeps the heartbeat.
+                connection.ensure_connection(max_retries=1)
+                connection.default_channel.qos.restore_by_tag(tag, leftmost=True)
+        except Exception as exc:
+            log.warning("could not requeue %s now; its lease brings it back: %s", tag, exc)
+
+    # Signals and shutdown.
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        self._signals.append(signum)
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGQUIT or self._stopping:
+                self._cold_shutdown(signal.Signals(signum).name)
+            else:
+                self._warm_shutdown(signal.Signals(signum).name)
+
+    def _warm_shutdown(self, name: str) -> None:
+        self._stopping = True
+        log.info("%s: warm shutdown, running jobs finish (again for a cold one)", name)
+        for slot in self._slots:
+            if slot.pid is not None:
+                _signal(slot.pid, signal.SIGTERM)
+
+    def _cold_shutdown(self, name: str) -> None:
+        if self._cold:
+            return
+        self._stopping = self._cold = True
+        log.warning("%s: cold shutdown, running jobs are stopped and requeued", name)
+        for slot in self._slots:
+            self._kill(slot, COLD_REASON)
+
+    # Once per pod.
+
+    def _watch_duties(self) -> None:
+        duties = self._duties
+        if duties.pid is not None:
+            code = _exit_code(duties.pid)
+            if code is None:
+                return
+            duties.pid = None
+            log.warning("the pod's duties process exited with code %d; starting it again", code)
+        if self._cold:
+            return
+        supervisor = os.getpid()
+        pid = self._fork()
+        if pid == 0:
+            self._run_duties(supervisor)
+        duties.pid = pid
+
+    def _stop_duties(self) -> None:
+        pid = self._duties.pid
+        if pid is not None:
+            _signal(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+            self._duties.pid = None
+
+    def _run_duties(self, supervisor: int) -> NoReturn:
+        """In a forked process: dispatcher, leases and load report until SIGTERM."""
+        code = 1
+        try:
+            job_slot.forked(supervisor)
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            rt = self._rt
+            leases = LeaseKeeper(rt.redis, rt.settings.visibility_timeout / 3, self.held_tags)
+            load = LoadReporter(rt.redis, read=self.load)
+            dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
+            leases.start()
+            load.start()
+            dispatcher.start()
+            while not stop.wait(1.0):
+                pass
+            dispatcher.stop()
+            leases.stop()
+            load.stop()
+            code = 0
+        except BaseException:
+            log.exception("the pod's duties process failed")
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def held_tags(self) -> list[str]:
+        """Delivery tags of the messages live slots hold, for lease renewal."""
+        tags = []
+        for slot in self._slots:
+            job = self._board.read(slot.index).job
+            if job is not None and job.delivery_tag:
+                tags.append(job.delivery_tag)
+        return tags
+
+    def load(self) -> dict[str, dict[str, int]]:
+        """This pod's load report (load_report.py): one held, running job per busy slot."""
+        found: dict[str, dict[str, int]] = {}
+        for slot in self._slots:
+            job = self._board.read(slot.index).job
+            if job is not None:
+                entry = found.setdefault(job.queue or "unknown", {"reserved": 0, "running": 0})
+                entry["reserved"] += 1
+                entry["running"] += 1
+        return found
+
+    def _announce(self) -> None:
+        if self._consuming or self._stopping:
+            return
+        states = [self._board.read(slot.index) for slot in self._slots]
+        if all(
+            slot.pid is not None and state.last_fetch > slot.started
+            for slot, state in zip(self._slots, states, strict=True)
+        ):
+            self._consuming = True
+            log.info(
+                "all %d slot(s) consuming %s", len(self._slots), ",".join(self._options.queues)
+            )
+
+    def _beat(self, now: float) -> None:
+        if now < self._next_beat:
+            return
+        self._next_beat = now + HEARTBEAT_INTERVAL
+        if self._stopping:  # draining: the probe must not kill a pod finishing its jobs
+            touch(self._heartbeat)
+            return
+        stale = [
+            slot.index + 1
+            for slot in self._slots
+            if slot.pid is None
+            or not slot_is_alive(self._board.read(slot.index), slot.started, now)
+        ]
+        if not stale:
+            touch(self._heartbeat)
+            if self._withheld:
+                log.info("every slot fetches again; heartbeat resumed")
+                self._withheld = False
+        elif not self._withheld:
+            self._withheld = True
+            log.warning(
+                "slot(s) %s completed no fetch from Redis for %.0fs and run no job; "
+                "withholding the heartbeat so the liveness probe fails",
+                ",".join(map(str, stale)),
+                FETCH_STALE,
+            )
+
+
+#: What every slot imports to run a Celery worker: imported once here, shared by the forks.
+_SLOT_MODULES = (
+    "celery.apps.worker",
+    "celery.bin.celery",
+    "celery.bin.worker",
+    "celery.concurrency.solo",
+    "celery.events",
+    "celery.worker.autoscale",
+    "celery.worker.components",
+    "celery.worker.consumer",
+    "celery.worker.control",
+    "celery.worker.heartbeat",
+    "celery.worker.pidbox",
+    "celery.worker.strategy",
+    "kombu.transport.redis",
+    "worker_runtime.intake",
+    "worker_runtime.results",
+)
+
+
+def _share_before_forking(rt: Runtime) -> None:
+    for name in _SLOT_MODULES:
+        importlib.import_module(name)
+    rt.app.finalize()
+    # Out of the collector's reach, so no collection in a slot writes to (and copies) pages it
+    # shares with the supervisor.
+    gc.freeze()
+
+
+def _exit_code(pid: int) -> int | None:
+    """The child's exit code (-N: killed by signal N), or None while it runs."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return -signal.SIGKILL  # reaped elsewhere: gone without a status
+    return None if done == 0 else os.waitstatus_to_exitcode(status)
+
+
+def _signal(pid: int, signum: int) -> None:
+    # Exited meanwhile: its status is collected next tick.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
