@@ -25,7 +25,7 @@ from typing import Any, Final, cast
 import kopf
 
 from workerpool_operator import names
-from workerpool_operator.cluster import Cluster
+from workerpool_operator.cluster import Cluster, Credentials
 from workerpool_operator.coalesce import Coalescer
 from workerpool_operator.errors import ApiError, ApiUnavailable
 from workerpool_operator.metrics import PoolMetrics, serve
@@ -75,11 +75,23 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> 
     if isinstance(port, int) and port > 0:
         serve(metrics, port)
     memo[MEMO_KEY] = State(
-        cluster=Cluster.from_environment(),
+        cluster=Cluster(lambda: login(settings)),
         coalescer=Coalescer(),
         loads=LoadReader(),
         metrics=metrics,
     )
+
+
+def login(settings: kopf.OperatorSettings) -> Credentials:
+    """The API server and credentials Kopf itself would use without a client library: the
+    pod's service account if mounted, else $KUBECONFIG / ~/.kube/config (kopf's own readers;
+    an exec or auth-provider plugin that needs a client library is not supported)."""
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise kopf.LoginError("no service account token and no kubeconfig to reach the API")
+    return Credentials(info.server, info.as_ssl_context(), info.as_http_headers())
 
 
 def _kopf_error(message: str, *, permanent: bool, delay: float = RETRY_SECONDS) -> Exception:

@@ -6,14 +6,16 @@ Owns two things a measured operator must share with the real one, or its RSS mea
   pykube via pytest-kind), which Kopf imports whenever they are installed. So the operator runs
   from its own venv under `.venv/` with only that extra, rebuilt when pyproject.toml changes
   (editable: the code under test is this checkout's);
-- its command line and environment: the args and env of `manifests/operator/deployment.yaml`,
-  with the liveness endpoint and the metrics port moved to free local ports.
+- its command line and environment: the image's ENTRYPOINT (operator/Dockerfile) with the args
+  and env of `manifests/operator/deployment.yaml`, the liveness endpoint and the metrics port
+  moved to free local ports.
 Must not measure anything.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -31,15 +33,24 @@ from tests.controlplane.harness import free_port
 from tests.controlplane.waiting import wait_for
 
 DEPLOYMENT = REPO / "manifests" / "operator" / "deployment.yaml"
+DOCKERFILE = REPO / "operator" / "Dockerfile"
 VENV_ROOT = REPO / ".venv"
 
 
+def entrypoint() -> str:
+    """The operator image's ENTRYPOINT (one console script, in exec form)."""
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("ENTRYPOINT "):
+            return str(json.loads(line.removeprefix("ENTRYPOINT "))[0])
+    raise BenchmarkError(f"{DOCKERFILE}: no ENTRYPOINT")
+
+
 def image_venv() -> Path:
-    """The `workerpool` script of a venv holding only `workerpool[operator]` (as the image)."""
+    """The ENTRYPOINT script of a venv holding only `workerpool[operator]` (as the image)."""
     digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:12]
     venv = VENV_ROOT / "operator-image"
     stamp = venv / f".installed-{digest}"
-    script = venv / "bin" / "workerpool"
+    script = venv / "bin" / entrypoint()
     if stamp.exists() and script.exists():
         return script
     progress("  installing workerpool[operator] alone into .venv/operator-image (as the image)")
@@ -84,7 +95,7 @@ def local_args(args: list[str], liveness_port: int, metrics_port: int) -> list[s
 
 
 class OperatorProcess:
-    """`workerpool operator ...` with the Deployment's args and env, from the image's venv."""
+    """The image's ENTRYPOINT with the Deployment's args and env, from the image's venv."""
 
     def __init__(self, kubeconfig: Path, log: Path) -> None:
         container = deployment_container()
