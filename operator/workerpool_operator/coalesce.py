@@ -60,19 +60,27 @@ class Deferred:
         self._executor = executor
         self._guard = threading.Lock()
         self._waiting: set[Hashable] = set()
+        self._closed = False
 
     def request(self, key: Hashable, fn: Callable[[], object]) -> bool:
         """Queue `fn` for `key` unless a run for `key` is already waiting; True if queued.
         `fn` must not raise: nobody waits for its outcome."""
         with self._guard:
-            if key in self._waiting:
+            if self._closed or key in self._waiting:
                 return False
             self._waiting.add(key)
         self._executor.submit(self._run, key, fn)
         return True
 
+    def close(self) -> None:
+        """Drop what is waiting and refuse new requests (the operator is stopping)."""
+        with self._guard:
+            self._closed = True
+
     def _run(self, key: Hashable, fn: Callable[[], object]) -> None:
         with self._guard:
             # From now on a request needs a run after this one: this one may read too early.
             self._waiting.discard(key)
+            if self._closed:
+                return
         fn()

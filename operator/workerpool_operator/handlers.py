@@ -86,6 +86,15 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> 
     )
 
 
+@kopf.on.cleanup()
+def stop_deferred_passes(*, memo: kopf.Memo, **_: Any) -> None:
+    """Passes queued by child events do not outlive kopf (they would post Events to a closed
+    event loop)."""
+    state = memo.get(MEMO_KEY)
+    if isinstance(state, State):
+        state.deferred.close()
+
+
 def login(settings: kopf.OperatorSettings) -> Credentials:
     """The API server and credentials Kopf itself would use without a client library: the
     pod's service account if mounted, else $KUBECONFIG / ~/.kube/config (kopf's own readers;

@@ -91,3 +91,13 @@ def test_a_request_after_the_deferred_pass_started_queues_another() -> None:
     executor.run_all()
     executor.run_all()
     assert runs == ["first", "second"]
+
+
+def test_a_closed_deferral_runs_and_accepts_nothing_more() -> None:
+    executor, runs = HeldExecutor(), []
+    deferred = Deferred(executor)
+    deferred.request("shop", lambda: runs.append("waiting"))
+    deferred.close()
+    assert not deferred.request("cart", lambda: runs.append("new"))
+    executor.run_all()
+    assert runs == []
