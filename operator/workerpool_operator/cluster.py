@@ -1,5 +1,11 @@
 """The only module that talks to the Kubernetes API.
 
+Plain HTTP through urllib3 (thread-safe connection pool), not the `kubernetes` client package:
+every call here is a raw path + JSON body anyway, and that package (with its thousands of
+generated model classes) cost the operator about 15 MB of RSS for nothing; Kopf, which reads
+the same kubeconfig or service account for its own watches, hands over the login
+(`Credentials`, built by handlers.py from `kopf.ConnectionInfo`), so both speak with the same
+identity. A 401 (an expired, rotated service-account token) logs in again once and retries.
 Applies objects with server-side apply (one fixed field manager, force=True), so applying an
 unchanged object is a no-op on the server: no write, no resourceVersion bump. Reads, creates
 once, deletes with a UID precondition, and writes the WorkerPool's status through the status
@@ -12,12 +18,14 @@ to apply, must not import kopf, and must never log or put Secret data into an er
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
-import kubernetes.client
-import kubernetes.config
-import urllib3.exceptions
+import urllib3
 
 from workerpool_operator import names
 from workerpool_operator.errors import (
@@ -32,7 +40,10 @@ from workerpool_operator.model import Json
 FIELD_MANAGER: Final = names.OPERATOR
 _APPLY: Final = "application/apply-patch+yaml"  # JSON is YAML: the body is sent as JSON
 _MERGE_PATCH: Final = "application/merge-patch+json"
-_TIMEOUT: Final = (5, 30)  # (connect, read) seconds: a hung call must not freeze a handler
+# A hung call must not freeze a handler.
+_TIMEOUT: Final = urllib3.Timeout(connect=5, read=30)
+#: Connections kept open to the API server: one per Kopf handler thread that may call at once.
+POOL_SIZE: Final = 8
 _PLURALS: Final[dict[tuple[str, str], str]] = {
     ("apps/v1", "Deployment"): "deployments",
     ("v1", "Service"): "services",
@@ -54,21 +65,37 @@ def _describe(kind: str, namespace: str, name: str) -> str:
     return f"{kind} {namespace}/{name}"
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """Where the API server is and how to authenticate to it (TLS context, headers)."""
+
+    server: str  # e.g. https://10.96.0.1:443
+    ssl_context: ssl.SSLContext | None
+    headers: Mapping[str, str]  # Authorization, if any
+
+
 class Cluster:
-    """Thin synchronous API access; thread-safe enough for kopf's handler executor."""
+    """Thin synchronous API access; thread-safe for kopf's handler executor."""
 
-    def __init__(self, api: kubernetes.client.ApiClient) -> None:
-        self.api = api
+    def __init__(self, login: Callable[[], Credentials]) -> None:
+        """`login` is called now and again after a 401 (a token that expired)."""
+        self._login = login
+        self._lock = threading.Lock()
+        self._credentials, self._http = self._connect()
 
-    @classmethod
-    def from_environment(cls) -> Cluster:
-        """In-cluster service account if present, else $KUBECONFIG / ~/.kube/config."""
-        configuration = kubernetes.client.Configuration()
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return cls(kubernetes.client.ApiClient(configuration))
+    def _connect(self) -> tuple[Credentials, urllib3.PoolManager]:
+        credentials = self._login()
+        # Default retries, as the kubernetes client had: reconnects of dropped keep-alive
+        # connections; urllib3 retries no read of a non-idempotent method.
+        http = urllib3.PoolManager(
+            num_pools=1, maxsize=POOL_SIZE, ssl_context=credentials.ssl_context
+        )
+        return credentials, http
+
+    def _relogin(self, stale: Credentials) -> None:
+        with self._lock:
+            if self._credentials is stale:  # another thread may have done it already
+                self._credentials, self._http = self._connect()
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -155,23 +182,29 @@ class Cluster:
         missing_ok: bool = False,
         exists_ok: bool = False,
     ) -> Json | None:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        try:
-            _, url, headers, payload, _ = self.api.param_serialize(
-                method=method,
-                resource_path=target,
-                query_params=query or [],
-                header_params=headers,
-                body=dict(body) if body is not None else None,
-                auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(
-                method, url, header_params=headers, body=payload, _request_timeout=_TIMEOUT
-            )
-            response.read()  # type: ignore[no-untyped-call]
-        except (urllib3.exceptions.HTTPError, OSError, kubernetes.client.ApiException) as e:
-            unreachable = f"{what}: API unreachable ({type(e).__name__})"
-            raise ApiUnavailable("ApiUnreachable", unreachable) from e
+        payload = json.dumps(dict(body)).encode() if body is not None else None
+        suffix = f"?{urlencode(query)}" if query else ""
+        for attempt in (1, 2):
+            credentials, http = self._credentials, self._http
+            headers = {
+                **credentials.headers,
+                "Accept": "application/json",
+                "Content-Type": content_type,
+            }
+            try:
+                response = http.request(
+                    method,
+                    f"{credentials.server.rstrip('/')}{target}{suffix}",
+                    body=payload,
+                    headers=headers,
+                    timeout=_TIMEOUT,
+                )
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                unreachable = f"{what}: API unreachable ({type(e).__name__})"
+                raise ApiUnavailable("ApiUnreachable", unreachable) from e
+            if response.status != 401 or attempt == 2:
+                break
+            self._relogin(credentials)
         code = int(response.status)
         if 200 <= code < 300:
             return json.loads(response.data) if response.data else {}

@@ -36,6 +36,10 @@ class Config:
     #: Scenario 6: pools applied one at a time for latency, and at once for convergence.
     operator_latency_pools: int
     operator_bulk_pools: int
+    #: Scenario 6: seconds of routine evaluations measured (CPU, Redis commands, RSS), and
+    #: pools given a backlog one after another (scale-up decision latency).
+    operator_window_seconds: float
+    operator_scaleup_pools: int
 
     @classmethod
     def full(cls, runs: int) -> Config:
@@ -54,6 +58,8 @@ class Config:
             lag_window=5.0,
             operator_latency_pools=20,
             operator_bulk_pools=200,
+            operator_window_seconds=60.0,
+            operator_scaleup_pools=5,
         )
 
     @classmethod
@@ -72,6 +78,8 @@ class Config:
             lag_window=1.0,
             operator_latency_pools=2,
             operator_bulk_pools=5,
+            operator_window_seconds=10.0,
+            operator_scaleup_pools=1,
         )
 
     def scaled(self) -> list[str]:

@@ -1,43 +1,44 @@
 """Scenario 6 (`--with-operator`): the operator against a real control plane.
 
 Starts etcd + kube-apiserver + kube-controller-manager with `tests/controlplane/harness.py`,
-applies the CRD from `manifests/`, and runs the operator exactly as its Deployment does: the
-`workerpool operator --all-namespaces` console script with a liveness endpoint, talking to the
-API server through KUBECONFIG. No plain Celery side: the figures are absolute.
+applies the CRD from `manifests/`, and runs the operator as its image and Deployment do
+(operator_env.py): `workerpool operator` with the Deployment's args and env, from a venv holding
+only `workerpool[operator]`, talking to the API server through KUBECONFIG. No plain Celery side:
+the figures are absolute.
 
 "All children present" means every object `workerpool render` produces for the pool exists
 (the operator's own definition of a pool's children, asked once through its CLI). Presence is
-observed through raw watch streams on the three child kinds, each ADDED event stamped on
-arrival, so the measurement adds no polling load to a 2-core machine. Measured: time from the
-create call of one WorkerPool until its last child appears (pools applied one at a time), then,
-with those pools deleted and a fresh operator, the time for many WorkerPools created back to
-back to all converge, and the operator's RSS with exactly those pools.
+observed through raw watch streams on the child kinds, each ADDED event stamped on arrival (and
+each worker Deployment's replicas when they change), so the measurement adds no polling load to
+a 2-core machine. Measured: time from the create call of one WorkerPool until its last child
+appears (pools applied one at a time); then, with those pools deleted and a fresh operator, the
+time for many WorkerPools created back to back to all converge. Those pools autoscale on a real
+Redis each (operator_load.py): the operator's Redis commands per evaluation, CPU and RSS with
+exactly those pools, and how soon a backlog in one of them raises its workers.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import psutil
 import yaml
 
+from tests.benchmarks import operator_load
 from tests.benchmarks.config import Config
 from tests.benchmarks.harness import REPO, BenchmarkError, progress
+from tests.benchmarks.operator_env import OperatorProcess
 from tests.benchmarks.report import Row, ours_at_most, percentile
 from tests.controlplane import harness as controlplane
 from tests.controlplane.build import ensure_binaries
-from tests.controlplane.harness import ControlPlane, free_port, start_control_plane
+from tests.controlplane.harness import ControlPlane, start_control_plane
 from tests.controlplane.waiting import WaitTimeout, wait_for
 
 CRD_FILE = REPO / "manifests" / "crd" / "workerpool.dev_workerpools.yaml"
@@ -45,6 +46,8 @@ GROUP, VERSION, PLURAL = "workerpool.dev", "v1alpha1", "workerpools"
 NAMESPACE = "bench-operator"
 TEMPLATE = "bench-template"
 MB = 1024 * 1024
+#: The operator's resync period: the Deployment does not set --resync-seconds.
+RESYNC_SECONDS = 10.0
 
 
 def _pool(name: str) -> dict[str, Any]:
@@ -57,14 +60,14 @@ def _pool(name: str) -> dict[str, Any]:
     }
 
 
-def _child_suffixes() -> list[tuple[str, str]]:
-    """(kind, name suffix) of every child of a pool, from `workerpool render`."""
+def _child_suffixes(template: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, name suffix) of every child of a pool like `template`, from `workerpool render`."""
     script = shutil.which("workerpool", path=str(Path(sys.executable).parent))
     if script is None:
         raise BenchmarkError("the `workerpool` console script is not installed in this venv")
     rendered = subprocess.run(
         [script, "render", "-"],
-        input=yaml.safe_dump(_pool(TEMPLATE)),
+        input=yaml.safe_dump(template),
         capture_output=True,
         text=True,
         check=False,
@@ -107,6 +110,8 @@ class Watcher:
             if kind in kinds
         }
         self.seen: dict[tuple[str, str], float] = {}
+        #: (Deployment name, spec.replicas) -> when a Deployment was first seen with them.
+        self.replicas: dict[tuple[str, int], float] = {}
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -125,6 +130,14 @@ class Watcher:
         with self._lock:
             return self.seen.get((kind, name))
 
+    def raised(self, deployment: str, above: int) -> float | None:
+        """When the Deployment was first seen with more than `above` replicas."""
+        with self._lock:
+            times = [
+                t for (name, n), t in self.replicas.items() if name == deployment and n > above
+            ]
+        return min(times, default=None)
+
     def _watch(self, kind: str) -> None:
         resource_version = ""
         while not self._stop.is_set():
@@ -133,10 +146,14 @@ class Watcher:
                     resource_version = event["object"]["metadata"].get(
                         "resourceVersion", resource_version
                     )
-                    if event["type"] == "ADDED":
-                        name = event["object"]["metadata"]["name"]
-                        with self._lock:
-                            self.seen.setdefault((kind, name), time.monotonic())
+                    name = event["object"]["metadata"]["name"]
+                    now = time.monotonic()
+                    with self._lock:
+                        if event["type"] == "ADDED":
+                            self.seen.setdefault((kind, name), now)
+                        if kind == "Deployment" and event["type"] in ("ADDED", "MODIFIED"):
+                            replicas = int(event["object"]["spec"].get("replicas", 1))
+                            self.replicas.setdefault((name, replicas), now)
             except Exception as error:  # the stream broke (timeout, restart): resume
                 self.errors.append(f"{kind}: {error!r}")
                 if self._stop.wait(0.2):
@@ -162,59 +179,6 @@ class Watcher:
                         yield json.loads(line)
         finally:
             response.release_conn()
-
-
-class OperatorProcess:
-    """`workerpool operator --all-namespaces` as its Deployment runs it."""
-
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        script = shutil.which("workerpool", path=str(Path(sys.executable).parent))
-        assert script is not None
-        self.port = free_port()
-        self.log = log
-        with log.open("wb") as out:
-            self.popen = subprocess.Popen(
-                [
-                    script,
-                    "operator",
-                    "--all-namespaces",
-                    "--liveness",
-                    f"http://127.0.0.1:{self.port}/healthz",
-                ],
-                env={**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        wait_for(
-            self._healthy, timeout=60, interval=0.1, message=lambda: f"operator: {self.tail()}"
-        )
-
-    def _healthy(self) -> bool:
-        if self.popen.poll() is not None:
-            raise BenchmarkError(f"operator exited with {self.popen.returncode}: {self.tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def rss(self) -> int:
-        main = psutil.Process(self.popen.pid)
-        return sum(p.memory_info().rss for p in [main, *main.children(recursive=True)])
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
 
 
 def _install_crd(plane: ControlPlane) -> None:
@@ -244,10 +208,27 @@ def _names(list_call: Any, *args: str) -> list[str]:
     return [item["metadata"]["name"] for item in json.loads(response.data)["items"]]
 
 
+def _loads_read(custom: Any, pools: set[str]) -> bool:
+    """Every pool of `pools` has a load in its status: the operator read its Redis."""
+    response = custom.list_namespaced_custom_object(
+        GROUP, VERSION, NAMESPACE, PLURAL, _preload_content=False
+    )
+    read = {
+        item["metadata"]["name"]
+        for item in json.loads(response.data)["items"]
+        if (item.get("status") or {}).get("load") is not None
+    }
+    return pools <= read
+
+
 def _measure(plane: ControlPlane, config: Config, log_dir: Path) -> list[Row]:
     import kubernetes
 
-    children = _child_suffixes()
+    group_version = f"{GROUP}/{VERSION}"
+    children = _child_suffixes(_pool(TEMPLATE))
+    load_children = _child_suffixes(
+        operator_load.pool_with_load(TEMPLATE, NAMESPACE, group_version)
+    )
     api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=str(plane.kubeconfig)
     )
@@ -257,15 +238,19 @@ def _measure(plane: ControlPlane, config: Config, log_dir: Path) -> list[Row]:
     core.create_namespace(
         kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=NAMESPACE))
     )
-    watcher = Watcher(api, {kind for kind, _ in children})
+    watcher = Watcher(api, {kind for kind, _ in children + load_children})
     watcher.start()
+    bulk = [f"bulk-{i}" for i in range(config.operator_bulk_pools)]
+    server = operator_load.start_redis(len(bulk))
     operator = OperatorProcess(plane.kubeconfig, log_dir / "operator-1.log")
     try:
 
-        def wait_converged(pools: list[str], timeout: float) -> float:
+        def wait_converged(
+            pools: list[str], timeout: float, kinds: list[tuple[str, str]] = children
+        ) -> float:
             try:
                 last = wait_for(
-                    lambda: _converged(watcher, pools, children),
+                    lambda: _converged(watcher, pools, kinds),
                     timeout=timeout,
                     interval=0.01,
                     message=f"children of {len(pools)} pool(s)",
@@ -306,21 +291,53 @@ def _measure(plane: ControlPlane, config: Config, log_dir: Path) -> list[Row]:
         operator = OperatorProcess(plane.kubeconfig, log_dir / "operator-2.log")
         idle_rss = operator.rss()
 
-        bulk = [f"bulk-{i}" for i in range(config.operator_bulk_pools)]
+        # Database i of the one server is pool i's Redis; the Secrets exist before the pools.
+        databases = {name: i for i, name in enumerate(bulk)}
+        for name in bulk:
+            secret = kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(name=operator_load.secret_name(name)),
+                string_data={"url": server.url(databases[name])},
+            )
+            core.create_namespaced_secret(NAMESPACE, secret)
         began = time.monotonic()
         for name in bulk:
-            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, _pool(name))
+            body = operator_load.pool_with_load(name, NAMESPACE, group_version)
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
         created = time.monotonic() - began
-        converged = wait_converged(bulk, timeout=600) - began
+        converged = wait_converged(bulk, timeout=600, kinds=load_children) - began
         progress(f"  {len(bulk)} pools: created in {created:.1f} s, converged in {converged:.1f} s")
-        # RSS once the operator is done with the burst (status updates trail the children).
-        time.sleep(5)
-        rss = operator.rss() / MB
+        wait_for(
+            lambda: _loads_read(custom, set(bulk)),
+            timeout=120,
+            interval=1,
+            message=lambda: f"every pool's load in its status; operator log:\n{operator.tail()}",
+        )
+        # Status updates and the first reads trail the children: the window starts after them.
+        time.sleep(RESYNC_SECONDS)
+        steady = operator_load.steady(operator, server, config.operator_window_seconds)
+        progress(
+            f"  steady {steady.seconds:.0f} s: {steady.evaluations} evaluations, "
+            f"{steady.commands_per_evaluation:.1f} commands / "
+            f"{steady.round_trips_per_evaluation:.2f} round trips each ({steady.commands}), "
+            f"CPU {steady.cpu_seconds_per_minute:.1f} s/min, RSS {steady.rss_mb:.0f} MB"
+        )
+        step = max(1, len(bulk) // config.operator_scaleup_pools)
+        scaled = operator_load.scale_up_latencies(
+            server,
+            databases,
+            bulk[::step][: config.operator_scaleup_pools],
+            lambda pool: watcher.raised(f"{pool}-worker", operator_load.MIN_REPLICAS),
+            RESYNC_SECONDS,
+        )
+        deployment_env = operator.deployment_env
     finally:
         watcher.stop()
         operator.stop()
+        server.stop()
         api.close()
     n = config.operator_latency_pools
+    shape = f"{len(bulk)} pools (external Redis, autoscaled)"
+    env = ", ".join(f"{k}={v}" for k, v in sorted(deployment_env.items()))
     return [
         Row(
             "6 operator",
@@ -342,7 +359,7 @@ def _measure(plane: ControlPlane, config: Config, log_dir: Path) -> list[Row]:
         ),
         Row(
             "6 operator",
-            f"{len(bulk)} pools created back to back -> all children present",
+            f"{shape} created back to back -> all {len(load_children)} children present",
             "s",
             "lower",
             [converged],
@@ -352,13 +369,55 @@ def _measure(plane: ControlPlane, config: Config, log_dir: Path) -> list[Row]:
         ),
         Row(
             "6 operator",
-            f"operator RSS with {len(bulk)} pools",
+            "Redis commands per pool evaluation",
+            "commands",
+            "lower",
+            [steady.commands_per_evaluation],
+            [],
+            note=f"INFO commandstats over {steady.seconds:.0f} s: {steady.evaluations} "
+            f"evaluations of {len(bulk)} pools (resync {RESYNC_SECONDS:g} s + child events); "
+            + ", ".join(f"{k} {v}" for k, v in sorted(steady.commands.items())),
+        ),
+        Row(
+            "6 operator",
+            "Redis round trips per pool evaluation",
+            "round trips",
+            "lower",
+            [steady.round_trips_per_evaluation],
+            [],
+            note="total_reads_processed delta (one per request; a pipeline is one)",
+        ),
+        Row(
+            "6 operator",
+            f"operator CPU with {shape}",
+            "s/min",
+            "lower",
+            [steady.cpu_seconds_per_minute],
+            [],
+            note="steady window, no backlog; every pass also applies the pool's children",
+        ),
+        Row(
+            "6 operator",
+            f"operator RSS with {shape}",
             "MB",
             "lower",
-            [rss],
+            [steady.rss_mb],
             [],
             target=ours_at_most(120, "MB"),
-            note=f"5 s after convergence; {idle_rss / MB:.0f} MB idle before the first pool",
+            note=f"end of the steady window (max {steady.rss_max_mb:.0f} MB in it); "
+            f"{idle_rss / MB:.0f} MB idle before the first pool; Deployment env: {env or '-'}",
+        ),
+        Row(
+            "6 operator",
+            f"scale-up decision: backlog in one pool's Redis -> workers raised, "
+            f"worst of {len(scaled)} pools",
+            "s",
+            "lower",
+            [max(scaled)],
+            [],
+            target=ours_at_most(15, "s"),
+            note=f"p50 {percentile(scaled, 50):.1f} s; {operator_load.BACKLOG_JOBS} jobs pushed at "
+            f"a random moment of the {RESYNC_SECONDS:g} s resync, {len(bulk)} pools evaluated",
         ),
     ]
 

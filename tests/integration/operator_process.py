@@ -36,7 +36,7 @@ def local_args(args: Sequence[str], port: int, metrics_port: int = 0) -> list[st
 
 class OperatorProcess:
     def __init__(self, args: Sequence[str], kubeconfig: Path, log_path: Path) -> None:
-        """`args` follow the `workerpool` command, e.g. the operator Deployment's args."""
+        """`args` follow the `workerpool-operator` command, e.g. the operator Deployment's args."""
         self.args = list(args)
         self.kubeconfig = kubeconfig
         self.log_path = log_path
@@ -47,8 +47,9 @@ class OperatorProcess:
 
     def start(self) -> Self:
         assert self.process is None, "already running"
-        script = shutil.which("workerpool", path=str(Path(sys.executable).parent))
-        assert script is not None, "the `workerpool` console script is not installed"
+        # The operator image's ENTRYPOINT (operator/Dockerfile).
+        script = shutil.which("workerpool-operator", path=str(Path(sys.executable).parent))
+        assert script is not None, "the `workerpool-operator` console script is not installed"
         self.port = free_port()
         self.metrics_port = free_port()
         env = {

@@ -1,5 +1,6 @@
 """The operator under test: the CRD installed on the real test API server, and the operator
-running as a real `workerpool operator --all-namespaces` subprocess.
+running as a real `workerpool-operator operator --all-namespaces` subprocess (the image's
+ENTRYPOINT and the Deployment's args).
 
 Why a subprocess and not kopf's in-process KopfRunner: it is exactly what the Deployment in
 manifests/operator runs (the console script, the click command, kopf.run with standalone and

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 import pytest
 from workerpool_operator import handlers
-from workerpool_operator.coalesce import Coalescer
+from workerpool_operator.coalesce import Coalescer, Deferred
 from workerpool_operator.errors import ApiRejected, ApiUnavailable
 from workerpool_operator.metrics import PoolMetrics
 from workerpool_operator.redisload import LoadReader
@@ -33,6 +34,7 @@ def memo_with(cluster: FakeCluster) -> kopf.Memo:
         coalescer=Coalescer(),
         loads=LoadReader(),
         metrics=PoolMetrics(),
+        deferred=Deferred(ThreadPoolExecutor(1)),
     )
     return memo
 
