@@ -6,12 +6,20 @@ register tasks: the registry does that, so importing this module has no side eff
 
 from __future__ import annotations
 
+from typing import Final
+
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
 from worker_runtime.queues import DEFAULT, QUEUES
 from worker_runtime.results import RESULT_BACKEND
 from worker_runtime.settings import Settings
+
+#: Every Redis connection of the runtime gives up on a silent peer instead of waiting forever:
+#: a Redis pod deleted or stopped leaves no one to answer or reset the connection, and a
+#: blocked worker would then hang its warm shutdown until the pod's grace period ends. Above
+#: kombu's 1 s BRPOP and the dispatcher's sub-second pub/sub waits, the longest blocking calls.
+REDIS_TIMEOUTS: Final = {"socket_timeout": 10.0, "socket_connect_timeout": 5.0}
 
 
 def create_app(settings: Settings) -> Celery:
@@ -46,6 +54,7 @@ def create_app(settings: Settings) -> Celery:
             # shorter lease) so recovery takes at most the lease plus 10 s.
             "unacked_restore_interval": min(10, settings.visibility_timeout),
             "unacked_restore_throttle": 1,
+            **REDIS_TIMEOUTS,
         },
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
         # Each process reserves one job at a time, so nothing low-priority sits prefetched in a
@@ -66,6 +75,7 @@ def create_app(settings: Settings) -> Celery:
         timezone=settings.timezone,
         enable_utc=True,
         broker_connection_retry_on_startup=True,
+        redis_socket_connect_timeout=REDIS_TIMEOUTS["socket_connect_timeout"],
         worker_hijack_root_logger=False,
     )
     # Celery's Redis backend, one round trip per state written (results.py). Through

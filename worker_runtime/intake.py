@@ -14,7 +14,8 @@ the reason and the queue it came from:
 kombu offers no hook for an undecodable payload (the decode happens inline in `_brpop_read`),
 hence the transport subclass; it is selected with Celery's `broker_transport` setting, so
 `redis://` URLs keep working. It also notes when the consumer last completed a fetch, for the
-liveness heartbeat. Must not run jobs or retry them.
+liveness heartbeat. The Consumer also swaps Celery's event heartbeat bootstep for one that
+never retries (`Heart`, below). Must not run jobs or retry them.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import uuid
 from collections.abc import Callable
 from queue import Empty
 from time import monotonic
-from typing import Any
+from typing import Any, ClassVar
 
+from celery.worker import heartbeat
 from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.consumer import heart
 from kombu.utils import encoding, json
 
 from worker_runtime import runtime, transport
@@ -151,9 +154,43 @@ def _raw_of(message: Any) -> bytes | str:
     return bytes(getattr(message, "body", b"") or b"")
 
 
+class _OneShotHeart(heartbeat.Heart):  # type: ignore[misc]
+    """Celery's `worker-heartbeat` events, each sent once or not at all.
+
+    Celery publishes them with `retry=True` and no retry policy: kombu then reconnects forever
+    inside the event loop's timer while Redis is gone (its pod deleted with the pool), and a
+    warm shutdown never gets its turn, so the pod lingers for its whole grace period. A lost
+    heartbeat costs nothing: the next one follows in two seconds.
+    """
+
+    def _send(self, event: str, retry: bool = False) -> Any:  # noqa: ARG002 - never retried
+        try:
+            return super()._send(event, retry=False)
+        except Exception as error:  # any broker failure: skip this beat
+            log.warning("%s event not sent: %s", event, error)
+            return None
+
+
+class Heart(heart.Heart):  # type: ignore[misc]
+    """Celery's heartbeat bootstep, starting `_OneShotHeart` instead of its own."""
+
+    def start(self, c: Any) -> None:
+        c.heart = _OneShotHeart(c.timer, c.event_dispatcher, self.heartbeat_interval)
+        c.heart.start()
+
+
+_CELERY_HEART = "celery.worker.consumer.heart:Heart"
+
+
 class Consumer(CeleryConsumer):  # type: ignore[misc]
     """Celery's consumer, keeping what it would drop; each record is written before the
     message is removed from Redis, so a crash in between loses nothing."""
+
+    class Blueprint(CeleryConsumer.Blueprint):  # type: ignore[misc]
+        default_steps: ClassVar[list[str]] = [
+            f"{__name__}:Heart" if step == _CELERY_HEART else step
+            for step in CeleryConsumer.Blueprint.default_steps
+        ]
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         keep(_raw_of(message), "not a task message: no 'task' header", _queue_of(message))

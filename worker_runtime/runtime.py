@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from worker_runtime.app import create_app
+from worker_runtime.app import REDIS_TIMEOUTS, create_app
 from worker_runtime.keys import Keys
 from worker_runtime.settings import Settings
 
@@ -28,7 +28,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.app = create_app(self.settings)
-        self.redis = redis.Redis.from_url(self.settings.broker_url)
+        self.redis = redis.Redis.from_url(self.settings.broker_url, **REDIS_TIMEOUTS)
         self.keys = Keys(self.settings.key_prefix)
 
     def close(self) -> None:

@@ -65,6 +65,10 @@ FETCH_STALE = 10.0
 STARTUP_GRACE = 60.0
 #: Longest wait before starting again a slot that died before it ever fetched.
 MAX_RESTART_DELAY = 30.0
+#: The duties process holds no job, so at shutdown it gets this long to stop its threads before
+#: it is killed: a Redis that vanished (its pod deleted with the pool) can leave a thread
+#: blocked on a socket, and the pod must not wait out its whole grace period for that.
+DUTIES_STOP_TIMEOUT = 5.0
 COLD_REASON = "its worker was stopped by a cold shutdown while running it"
 
 
@@ -312,10 +316,20 @@ class Supervisor:
 
     def _stop_duties(self) -> None:
         pid = self._duties.pid
-        if pid is not None:
-            _signal(pid, signal.SIGTERM)
-            os.waitpid(pid, 0)
-            self._duties.pid = None
+        if pid is None:
+            return
+        _signal(pid, signal.SIGTERM)
+        deadline = monotonic() + DUTIES_STOP_TIMEOUT
+        while _exit_code(pid) is None:
+            if monotonic() > deadline:
+                log.warning(
+                    "the pod's duties process did not stop in %gs; killing it", DUTIES_STOP_TIMEOUT
+                )
+                _signal(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            sleep(TICK)
+        self._duties.pid = None
 
     def _run_duties(self, supervisor: int) -> NoReturn:
         """In a forked process: dispatcher, leases and load report until SIGTERM."""

@@ -18,6 +18,7 @@ from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn, ran
 from tests.integration.runtime.jobs.recording import Echo, Overruns, SleepyDefault
 from worker_runtime.dead import DeadJob, DeadJobs
+from worker_runtime.local.embedded_redis import EmbeddedRedis
 from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration
@@ -206,3 +207,32 @@ def test_flower_hears_a_slots_heartbeat_while_its_job_blocks_the_slots_event_loo
         finally:
             receiver.should_stop = True
             listener.join(timeout=10)
+
+
+def test_a_worker_whose_redis_stops_answering_still_finishes_its_warm_shutdown(
+    spawn: Spawn,
+) -> None:
+    # A Redis that neither answers nor closes its connections: its pod deleted with the pool
+    # (the peer's address vanishes) or, as here, a stopped process. Before: Celery's event
+    # heartbeat reconnected forever inside the slot's event loop and sockets had no timeout, so
+    # the warm shutdown never came and the pod waited out its whole grace period.
+    with EmbeddedRedis() as silent:
+        url = silent.url(0)
+        env = {"CELERY_BROKER_URL": url, "CELERY_RESULT_BACKEND": url}
+        worker = spawn("worker", "--concurrency=1", extra_env=env)
+        assert silent.process is not None
+        silent.process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(3)  # at least one heartbeat falls due while Redis is silent
+            worker.signal(signal.SIGTERM)
+            # Bounded by kombu's 31 s stale-BRPOP check and the sockets' 10 s timeouts; a
+            # hang is the failure this test is for, so the deadline is generous.
+            wait_for(
+                lambda: worker.popen.poll() is not None,
+                timeout=240,
+                interval=1,
+                message=lambda: f"the worker to exit:\n{worker.output()[-2000:]}",
+            )
+        finally:
+            silent.process.send_signal(signal.SIGCONT)
+    assert worker.popen.returncode == 0, worker.output()[-2000:]
