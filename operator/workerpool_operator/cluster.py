@@ -6,6 +6,7 @@ generated model classes) cost the operator about 15 MB of RSS for nothing; Kopf,
 the same kubeconfig or service account for its own watches, hands over the login
 (`Credentials`, built by handlers.py from `kopf.ConnectionInfo`), so both speak with the same
 identity. A 401 (an expired, rotated service-account token) logs in again once and retries.
+
 Applies objects with server-side apply (one fixed field manager, force=True), so applying an
 unchanged object is a no-op on the server: no write, no resourceVersion bump. Reads, creates
 once, deletes with a UID precondition, and writes the WorkerPool's status through the status
@@ -42,8 +43,9 @@ _APPLY: Final = "application/apply-patch+yaml"  # JSON is YAML: the body is sent
 _MERGE_PATCH: Final = "application/merge-patch+json"
 # A hung call must not freeze a handler.
 _TIMEOUT: Final = urllib3.Timeout(connect=5, read=30)
-#: Connections kept open to the API server: one per Kopf handler thread that may call at once.
-POOL_SIZE: Final = 8
+#: Connections kept open to the API server: one per Kopf handler thread (cli.HANDLER_THREADS),
+#: so no thread opens and drops a TLS connection per call.
+POOL_SIZE: Final = 16
 _PLURALS: Final[dict[tuple[str, str], str]] = {
     ("apps/v1", "Deployment"): "deployments",
     ("v1", "Service"): "services",
