@@ -31,6 +31,7 @@ import yaml
 from tests.benchmarks.harness import REPO, BenchmarkError, progress
 from tests.controlplane.harness import free_port
 from tests.controlplane.waiting import wait_for
+from tests.integration.operator_process import local_args
 
 DEPLOYMENT = REPO / "manifests" / "operator" / "deployment.yaml"
 DOCKERFILE = REPO / "operator" / "Dockerfile"
@@ -81,17 +82,6 @@ def deployment_container() -> dict[str, Any]:
     document = yaml.safe_load(DEPLOYMENT.read_text())
     containers = document["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "operator")
-
-
-def local_args(args: list[str], liveness_port: int, metrics_port: int) -> list[str]:
-    moved = []
-    for arg in args:
-        if arg.startswith("--liveness="):
-            arg = f"--liveness=http://127.0.0.1:{liveness_port}/healthz"
-        elif arg.startswith("--metrics-port="):
-            arg = f"--metrics-port={metrics_port}"
-        moved.append(arg)
-    return moved
 
 
 class OperatorProcess:

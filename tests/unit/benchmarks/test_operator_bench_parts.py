@@ -3,8 +3,9 @@ counts Redis work as deltas without its own INFO calls."""
 
 from __future__ import annotations
 
-from tests.benchmarks.operator_env import deployment_container, entrypoint, local_args
+from tests.benchmarks.operator_env import deployment_container, entrypoint
 from tests.benchmarks.operator_load import Counters
+from tests.integration.operator_process import local_args
 
 
 def test_the_operator_runs_with_the_image_entrypoint_and_the_deployment_args() -> None:
