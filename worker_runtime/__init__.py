@@ -14,12 +14,12 @@ Importing this package connects to nothing; the Celery app and the Redis client 
 first use from CELERY_BROKER_URL / CELERY_RESULT_BACKEND.
 """
 
-from worker_runtime.arguments import JobArgumentError
-from worker_runtime.logger import Logger
-from worker_runtime.queues import QUEUES, UnknownQueueError
-from worker_runtime.registry import WorkerDiscoveryError, WorkerRegistry
+from worker_runtime.core.arguments import JobArgumentError
+from worker_runtime.core.queues import QUEUES, UnknownQueueError
+from worker_runtime.execution.registry import WorkerDiscoveryError, WorkerRegistry
+from worker_runtime.jobs.logger import Logger
+from worker_runtime.jobs.worker import Worker, WorkerDefinitionError
 from worker_runtime.runtime import configure, current
-from worker_runtime.worker import Worker, WorkerDefinitionError
 
 __all__ = [
     "QUEUES",

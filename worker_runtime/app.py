@@ -11,9 +11,9 @@ from typing import Final
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from worker_runtime.queues import DEFAULT, QUEUES
-from worker_runtime.results import RESULT_BACKEND
-from worker_runtime.settings import Settings
+from worker_runtime.core.queues import DEFAULT, QUEUES
+from worker_runtime.core.settings import Settings
+from worker_runtime.store.results import RESULT_BACKEND
 
 #: Every Redis connection of the runtime gives up on a silent peer instead of waiting forever:
 #: a Redis pod deleted or stopped leaves no one to answer or reset the connection, and a
@@ -33,8 +33,8 @@ def create_app(settings: Settings) -> Celery:
         # or dropping them (intake.py). Named as "module:Class" strings that kombu and Celery
         # resolve when a worker starts, so this module does not import intake (which needs the
         # runtime, which needs this module).
-        broker_transport="worker_runtime.intake:Transport",
-        worker_consumer="worker_runtime.intake:Consumer",
+        broker_transport="worker_runtime.broker.intake:Transport",
+        worker_consumer="worker_runtime.broker.intake:Consumer",
         result_backend=settings.result_backend,
         task_queues=[
             Queue(q, Exchange(q, type="direct"), routing_key=q)  # type: ignore[no-untyped-call]

@@ -15,8 +15,8 @@ import redis
 from celery import Celery
 
 from worker_runtime.app import REDIS_TIMEOUTS, create_app
-from worker_runtime.keys import Keys
-from worker_runtime.settings import Settings
+from worker_runtime.core.keys import Keys
+from worker_runtime.core.settings import Settings
 
 
 @dataclass

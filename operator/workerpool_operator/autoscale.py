@@ -15,7 +15,7 @@ own report (`deletion_costs`), and the ReplicaSet controller removes the lowest 
 idle pod before a busy one, a pod running one job before a pod running three. The pod told to
 stop then finishes its running jobs (Celery's warm shutdown on SIGTERM) within the pool's
 terminationGracePeriodSeconds, the documented bound on job length; a job that outlives it is
-killed and comes back through its lease (worker_runtime/lease.py), never lost.
+killed and comes back through its lease (worker_runtime/process/lease.py), never lost.
 
 The window's state (`belowSince`, `peakSinceBelow`) lives in status.autoscaling, so a restarted
 operator continues the same window. Must not do I/O or read the clock (`now` comes in).

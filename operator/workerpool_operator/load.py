@@ -13,7 +13,7 @@ figure counts, per queue:
 - queued: LLEN of the queue list (kombu's Redis transport; no per-message priority is used,
   so there are no priority sub-lists);
 - reserved/running: what each worker pod's main process publishes in LOAD_KEY with the lease
-  timer (worker_runtime/load_report.py): reserved includes running (Celery's reserved
+  timer (worker_runtime/process/load_report.py): reserved includes running (Celery's reserved
   requests include the active ones); pods whose report expired are ignored;
 - due: jobs in the schedule set falling due within `horizon` seconds (overdue included);
 - oldest age: how long the message at the consuming end of the list has been there. Messages
@@ -21,7 +21,7 @@ figure counts, per queue:
   (`Sighting`): a lower bound, exact to one evaluation interval, reset by an operator restart.
 Pool-wide: `unacked` (kombu's `unacked` hash: every delivered, unacked message, the ground
 truth of reserved when a worker cannot report), the dead set's size, and the job counters and
-duration histogram per task the workers keep (worker_runtime/job_stats.py). Must not do I/O.
+duration histogram per task the workers keep (worker_runtime/store/job_stats.py). Must not do I/O.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ PREFIX: Final = "workerpool"
 UNACKED: Final = "unacked"  # kombu Channel.unacked_key
 DEAD: Final = f"{PREFIX}:dead"
 LOAD_KEY: Final = f"{PREFIX}:load:pods"
-JOBS_KEY: Final = f"{PREFIX}:stats:jobs"  # worker_runtime/job_stats.py
+JOBS_KEY: Final = f"{PREFIX}:stats:jobs"  # worker_runtime/store/job_stats.py
 DURATION_KEY: Final = f"{PREFIX}:stats:duration"
 #: The runtime's histogram buckets (job_stats.BUCKETS), as its field labels.
 DURATION_BUCKETS: Final = (

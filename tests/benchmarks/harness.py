@@ -31,9 +31,9 @@ import redis
 import worker_runtime
 from tests.benchmarks import plain_celery
 from tests.controlplane.waiting import wait_for
+from worker_runtime.core.messages import build_message, new_job_id
+from worker_runtime.core.settings import Settings
 from worker_runtime.local.embedded_redis import EmbeddedRedis
-from worker_runtime.messages import build_message, new_job_id
-from worker_runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 #: Databases of the one redis-server: each system gets its own, flushed before every run.

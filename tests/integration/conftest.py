@@ -21,8 +21,8 @@ import redis
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
+from worker_runtime.core.settings import Settings
 from worker_runtime.local.embedded_redis import EmbeddedRedis
-from worker_runtime.settings import Settings
 
 JOBS = "tests.integration.runtime.jobs"
 _databases = itertools.count(1)

@@ -35,8 +35,9 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.consumer import heart
 from kombu.utils import encoding, json
 
-from worker_runtime import runtime, transport
-from worker_runtime.dead import DeadJobs, unrunnable
+from worker_runtime import runtime
+from worker_runtime.broker import transport
+from worker_runtime.store.dead import DeadJobs, unrunnable
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ import click
 import redis
 
 from worker_runtime import runtime
-from worker_runtime.dead import DeadJobError, DeadJobs
-from worker_runtime.heartbeat import age, heartbeat_path
-from worker_runtime.logger import configure_logging
-from worker_runtime.queues import QUEUES, UnknownQueueError, parse_queue_list
-from worker_runtime.registry import WorkerDiscoveryError, WorkerRegistry
-from worker_runtime.schedule_set import ScheduleSet
-from worker_runtime.settings import Settings, SettingsError
+from worker_runtime.core.queues import QUEUES, UnknownQueueError, parse_queue_list
+from worker_runtime.core.settings import Settings, SettingsError
+from worker_runtime.execution.registry import WorkerDiscoveryError, WorkerRegistry
+from worker_runtime.jobs.logger import configure_logging
+from worker_runtime.process.heartbeat import age, heartbeat_path
+from worker_runtime.store.dead import DeadJobError, DeadJobs
+from worker_runtime.store.schedule_set import ScheduleSet
 
 EXAMPLES = "worker_runtime.examples"
 
@@ -170,7 +170,7 @@ def worker(
     # slots, forked after, share them.
     rt = _start(packages, loglevel)
     _wait_for_redis(rt.redis, rt.settings.broker_url)
-    from worker_runtime.supervisor import SlotOptions, Supervisor
+    from worker_runtime.process.supervisor import SlotOptions, Supervisor
 
     options = SlotOptions(
         queues=queue_list,
@@ -223,7 +223,7 @@ def beat(packages: str, loglevel: str) -> None:
     """Run cron schedules (exactly once per tick, safe with several beats) and dispatch
     scheduled jobs."""
     rt = _start(packages, loglevel)
-    from worker_runtime.beat import RedisScheduler
+    from worker_runtime.process.beat import RedisScheduler
 
     rt.app.Beat(scheduler=RedisScheduler, loglevel=loglevel, quiet=True).run()
 
@@ -241,7 +241,7 @@ def beat(packages: str, loglevel: str) -> None:
 def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
     """Run the Flower dashboard, with basic authentication (on /metrics too, unless
     FLOWER_METRICS_PUBLIC=true)."""
-    from worker_runtime import dashboard
+    from worker_runtime.web import dashboard
 
     try:
         dashboard.check_credentials(basic_auth)

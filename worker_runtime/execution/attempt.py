@@ -20,16 +20,17 @@ from celery.exceptions import Retry
 from celery.exceptions import TimeLimitExceeded as CeleryTimeLimitExceeded
 from kombu.utils import json
 
-from worker_runtime import job_stats, runtime
-from worker_runtime.backoff import retry_delay
-from worker_runtime.cron_dispatch import release_overlap
-from worker_runtime.dead import DeadJob, DeadJobs
-from worker_runtime.logger import Logger
-from worker_runtime.lost import LossAwareRequest, previous_run_lost
-from worker_runtime.messages import build_message
-from worker_runtime.schedule_set import schedule
-from worker_runtime.time_limits import HARD_LIMIT_REASON, limits, soft_limit
-from worker_runtime.worker import Worker
+from worker_runtime import runtime
+from worker_runtime.core.backoff import retry_delay
+from worker_runtime.core.messages import build_message
+from worker_runtime.execution.lost import LossAwareRequest, previous_run_lost
+from worker_runtime.execution.time_limits import HARD_LIMIT_REASON, limits, soft_limit
+from worker_runtime.jobs.logger import Logger
+from worker_runtime.jobs.worker import Worker
+from worker_runtime.scheduling.cron_dispatch import release_overlap
+from worker_runtime.store import job_stats
+from worker_runtime.store.dead import DeadJob, DeadJobs
+from worker_runtime.store.schedule_set import schedule
 
 #: The serializer Celery stores results with (kombu's JSON, untyped).
 _result_json: Callable[[Any], str] = json.dumps

@@ -18,9 +18,9 @@ from typing import ClassVar
 from celery import Celery
 
 from worker_runtime import runtime
-from worker_runtime.cron import CronError, check_expression
-from worker_runtime.execution import make_task
-from worker_runtime.worker import Worker, WorkerDefinitionError
+from worker_runtime.core.cron import CronError, check_expression
+from worker_runtime.execution.attempt import make_task
+from worker_runtime.jobs.worker import Worker, WorkerDefinitionError
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import Any, ClassVar, Literal
 from celery.result import AsyncResult
 
 from worker_runtime import runtime
-from worker_runtime.arguments import JobArgumentError, check_arguments
-from worker_runtime.cron import CronError, check_expression
-from worker_runtime.enqueue import push, push_many
-from worker_runtime.messages import build_message, new_job_id
-from worker_runtime.queues import DEFAULT, UnknownQueueError, check_queue
-from worker_runtime.schedule_set import schedule
+from worker_runtime.core.arguments import JobArgumentError, check_arguments
+from worker_runtime.core.cron import CronError, check_expression
+from worker_runtime.core.messages import build_message, new_job_id
+from worker_runtime.core.queues import DEFAULT, UnknownQueueError, check_queue
+from worker_runtime.store.enqueue import push, push_many
+from worker_runtime.store.schedule_set import schedule
 
 
 class WorkerDefinitionError(TypeError):

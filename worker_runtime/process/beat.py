@@ -16,10 +16,10 @@ import redis
 from celery import beat
 
 from worker_runtime import runtime
-from worker_runtime.cron_dispatch import CronDispatcher
-from worker_runtime.heartbeat import heartbeat_path, touch
-from worker_runtime.registry import WorkerRegistry
-from worker_runtime.schedule_set import ScheduleSet
+from worker_runtime.execution.registry import WorkerRegistry
+from worker_runtime.process.heartbeat import heartbeat_path, touch
+from worker_runtime.scheduling.cron_dispatch import CronDispatcher
+from worker_runtime.store.schedule_set import ScheduleSet
 
 log = logging.getLogger(__name__)
 

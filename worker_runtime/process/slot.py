@@ -41,14 +41,14 @@ from celery.utils.nodenames import default_nodename, host_format
 from celery.utils.sysinfo import load_average
 from celery.worker import state
 
-from worker_runtime.intake import fetches
+from worker_runtime.broker.intake import fetches
+from worker_runtime.process.slot_board import Board, Job
 from worker_runtime.runtime import Runtime
-from worker_runtime.slot_board import Board, Job
 
 log = logging.getLogger(__name__)
 
 #: Celery's `--pool` value naming the pool below.
-SLOT_POOL = "worker_runtime.slot:SlotPool"
+SLOT_POOL = "worker_runtime.process.slot:SlotPool"
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,15 @@ from time import monotonic, sleep
 from types import FrameType
 from typing import NoReturn
 
-from worker_runtime import slot as job_slot
-from worker_runtime.heartbeat import heartbeat_path, touch
-from worker_runtime.lease import LeaseKeeper
-from worker_runtime.load_report import LoadReporter
-from worker_runtime.lost import describe_exit, record_loss
+from worker_runtime.execution.lost import describe_exit, record_loss
+from worker_runtime.execution.time_limits import hard_limit_reason
+from worker_runtime.process import slot as job_slot
+from worker_runtime.process.heartbeat import heartbeat_path, touch
+from worker_runtime.process.lease import LeaseKeeper
+from worker_runtime.process.load_report import LoadReporter
+from worker_runtime.process.slot_board import Board, Job, SlotState
 from worker_runtime.runtime import Runtime
-from worker_runtime.schedule_set import Dispatcher, ScheduleSet
-from worker_runtime.slot_board import Board, Job, SlotState
-from worker_runtime.time_limits import hard_limit_reason
+from worker_runtime.store.schedule_set import Dispatcher, ScheduleSet
 
 log = logging.getLogger(__name__)
 
@@ -434,8 +434,8 @@ _SLOT_MODULES = (
     "celery.worker.pidbox",
     "celery.worker.strategy",
     "kombu.transport.redis",
-    "worker_runtime.intake",
-    "worker_runtime.results",
+    "worker_runtime.broker.intake",
+    "worker_runtime.store.results",
 )
 
 

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from worker_runtime.cron import next_fire, previous_fire
-from worker_runtime.keys import Keys
-from worker_runtime.messages import build_message, new_job_id
-from worker_runtime.worker import Worker
+from worker_runtime.core.cron import next_fire, previous_fire
+from worker_runtime.core.keys import Keys
+from worker_runtime.core.messages import build_message, new_job_id
+from worker_runtime.jobs.worker import Worker
 
 log = logging.getLogger(__name__)
 

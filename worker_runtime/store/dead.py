@@ -18,10 +18,10 @@ from typing import Any, cast
 
 import redis
 
-from worker_runtime.enqueue import push
-from worker_runtime.keys import Keys
-from worker_runtime.messages import build_message
-from worker_runtime.queues import DEFAULT, QUEUES
+from worker_runtime.core.keys import Keys
+from worker_runtime.core.messages import build_message
+from worker_runtime.core.queues import DEFAULT, QUEUES
+from worker_runtime.store.enqueue import push
 
 #: Bytes of an unrunnable message's body kept in its record: enough to see what it was, not
 #: enough for one huge bad message to fill Redis.

@@ -24,10 +24,10 @@ from celery.backends.redis import RedisBackend
 from celery.exceptions import BackendStoreError
 from kombu.utils.encoding import bytes_to_str
 
-from worker_runtime import job_stats
+from worker_runtime.store import job_stats
 
 #: Prefix for `result_backend` naming the class below (celery.app.backends.by_url).
-RESULT_BACKEND = "worker_runtime.results:ResultBackend"
+RESULT_BACKEND = "worker_runtime.store.results:ResultBackend"
 
 #: KEYS: result key, then job_stats' counter and duration hashes. ARGV: encoded meta, expiry
 #: in seconds (0: none), then the attempt's counts (job_stats.fields): how many counter fields,

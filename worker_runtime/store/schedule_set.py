@@ -26,9 +26,9 @@ from typing import cast
 
 import redis
 
-from worker_runtime.keys import Keys, result_key
-from worker_runtime.messages import decode_message
-from worker_runtime.queues import QUEUES
+from worker_runtime.core.keys import Keys, result_key
+from worker_runtime.core.messages import decode_message
+from worker_runtime.core.queues import QUEUES
 
 log = logging.getLogger(__name__)
 

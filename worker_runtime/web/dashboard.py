@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from worker_runtime.settings import SettingsError
+from worker_runtime.core.settings import SettingsError
 
 METRICS_PUBLIC = "FLOWER_METRICS_PUBLIC"
 

@@ -139,7 +139,7 @@ def worker_pods(kube: Kube) -> dict[str, dict[str, Any]]:
 
 
 def pod_report(running: int) -> str:
-    """A worker's own report (worker_runtime/load_report.py), valid for the whole test."""
+    """A worker's own report (worker_runtime/process/load_report.py), valid for the whole test."""
     queues = {"default": {"reserved": running, "running": running}} if running else {}
     return json.dumps({"expires": time.time() + 600, "ttl": 15, "queues": queues})
 

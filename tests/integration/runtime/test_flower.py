@@ -10,8 +10,8 @@ import requests
 
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn
+from worker_runtime.core.queues import QUEUES
 from worker_runtime.local.embedded_redis import free_port
-from worker_runtime.queues import QUEUES
 
 pytestmark = pytest.mark.integration
 

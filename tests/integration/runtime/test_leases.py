@@ -17,7 +17,7 @@ import pytest
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn, ran
 from tests.integration.runtime.jobs.recording import SleepyDefault
-from worker_runtime.lease import UNACKED_INDEX
+from worker_runtime.process.lease import UNACKED_INDEX
 from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ import worker_runtime
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn
 from tests.integration.runtime.jobs.recording import Echo
+from worker_runtime.core.queues import QUEUES
+from worker_runtime.core.settings import Settings
 from worker_runtime.local.embedded_redis import EmbeddedRedis, free_port
-from worker_runtime.queues import QUEUES
 from worker_runtime.runtime import Runtime
-from worker_runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

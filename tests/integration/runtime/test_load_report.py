@@ -17,7 +17,7 @@ from workerpool_operator.redisload import LoadReader
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn
 from tests.integration.runtime.jobs.recording import AlwaysFails, Echo, Sleepy, SleepyDefault
-from worker_runtime.queues import QUEUES
+from worker_runtime.core.queues import QUEUES
 from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ import pytest
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn, ran
 from tests.integration.runtime.jobs.recording import Echo, KillsItsProcess
-from worker_runtime.dead import DeadJob, DeadJobs
 from worker_runtime.runtime import Runtime
+from worker_runtime.store.dead import DeadJob, DeadJobs
 
 pytestmark = pytest.mark.integration
 

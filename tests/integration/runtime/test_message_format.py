@@ -16,7 +16,7 @@ import pytest
 from tests.integration.runtime.conftest import JOBS, Spawn, ran
 from tests.integration.runtime.jobs.recording import Counted, Echo, SleepyCritical
 from worker_runtime import Worker, WorkerRegistry
-from worker_runtime.messages import build_message, new_job_id
+from worker_runtime.core.messages import build_message, new_job_id
 from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from celery import states
 from celery.result import AsyncResult
 
 from worker_runtime.app import create_app
-from worker_runtime.results import ResultBackend
 from worker_runtime.runtime import Runtime
+from worker_runtime.store.results import ResultBackend
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from celery.result import AsyncResult
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn, ran
 from tests.integration.runtime.jobs.recording import AlwaysFails, Flaky, ReturnsASet
-from worker_runtime.backoff import backoff_ceiling
-from worker_runtime.dead import DeadJobs
+from worker_runtime.core.backoff import backoff_ceiling
 from worker_runtime.runtime import Runtime
+from worker_runtime.store.dead import DeadJobs
 
 pytestmark = pytest.mark.integration
 

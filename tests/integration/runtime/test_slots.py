@@ -17,9 +17,9 @@ import pytest
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn, ran
 from tests.integration.runtime.jobs.recording import Echo, Overruns, SleepyDefault
-from worker_runtime.dead import DeadJob, DeadJobs
 from worker_runtime.local.embedded_redis import EmbeddedRedis
 from worker_runtime.runtime import Runtime
+from worker_runtime.store.dead import DeadJob, DeadJobs
 
 pytestmark = pytest.mark.integration
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from worker_runtime import intake
+from worker_runtime.broker import intake
+from worker_runtime.broker.transport import Channel
 from worker_runtime.runtime import Runtime
-from worker_runtime.transport import Channel
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ import pytest
 from tests.controlplane.waiting import wait_for
 from tests.integration.runtime.conftest import Spawn
 from tests.integration.runtime.jobs.recording import Echo
-from worker_runtime.dead import RAW_LIMIT, DeadJobs
-from worker_runtime.messages import build_message
+from worker_runtime.core.messages import build_message
 from worker_runtime.runtime import Runtime
+from worker_runtime.store.dead import RAW_LIMIT, DeadJobs
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from celery.result import AsyncResult
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
+from worker_runtime.core.settings import Settings
 from worker_runtime.examples.data_processing_worker import DataProcessingWorker
 from worker_runtime.local.embedded_redis import free_port
-from worker_runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

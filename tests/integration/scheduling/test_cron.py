@@ -35,8 +35,8 @@ from tests.integration.scheduling.conftest import start_together
 from tests.integration.scheduling.cronjobs.new_york import ZONE as NEW_YORK
 from tests.integration.scheduling.cronjobs.new_york import NewYorkHours
 from tests.integration.scheduling.cronjobs.overlap import SlowAllow, SlowForbid
-from worker_runtime.cron import next_fire
-from worker_runtime.keys import Keys
+from worker_runtime.core.cron import next_fire
+from worker_runtime.core.keys import Keys
 from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ import pytest
 import redis
 
 from tests.controlplane.waiting import wait_for
-from worker_runtime.keys import Keys
-from worker_runtime.messages import build_message, new_job_id
+from worker_runtime.core.keys import Keys
+from worker_runtime.core.messages import build_message, new_job_id
 from worker_runtime.runtime import Runtime
-from worker_runtime.schedule_set import WAKE_WITHIN, Dispatcher, Pass, ScheduleSet, schedule
+from worker_runtime.store.schedule_set import WAKE_WITHIN, Dispatcher, Pass, ScheduleSet, schedule
 
 pytestmark = pytest.mark.integration
 

@@ -33,13 +33,13 @@ from tests.controlplane.waiting import wait_for
 from tests.integration.conftest import JOBS, Spawn, ran
 from tests.integration.runtime.jobs.recording import Counted, SleepyCritical
 from tests.integration.scheduling.conftest import start_together
-from worker_runtime.keys import Keys
-from worker_runtime.messages import build_message, new_job_id
-from worker_runtime.queues import QUEUES
+from worker_runtime.core.keys import Keys
+from worker_runtime.core.messages import build_message, new_job_id
+from worker_runtime.core.queues import QUEUES
+from worker_runtime.core.settings import Settings
+from worker_runtime.jobs.worker import Worker
 from worker_runtime.runtime import Runtime
-from worker_runtime.schedule_set import SCHEDULED, ScheduleSet, schedule
-from worker_runtime.settings import Settings
-from worker_runtime.worker import Worker
+from worker_runtime.store.schedule_set import SCHEDULED, ScheduleSet, schedule
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from worker_runtime.keys import Keys
+from worker_runtime.core.keys import Keys
 
 KEYS = Keys()
 #: Synthetic "now" of every test: a Monday, far from today so nothing real can be due.

@@ -27,9 +27,14 @@ from tests.integration.synthetic_time.workers import (
     NightlyAtHalfPastOne,
     NightlyAtHalfPastTwo,
 )
-from worker_runtime.cron_dispatch import MISFIRE_GRACE, CronDispatcher, Fired, release_overlap
-from worker_runtime.messages import decode_message
-from worker_runtime.worker import Worker
+from worker_runtime.core.messages import decode_message
+from worker_runtime.jobs.worker import Worker
+from worker_runtime.scheduling.cron_dispatch import (
+    MISFIRE_GRACE,
+    CronDispatcher,
+    Fired,
+    release_overlap,
+)
 
 pytestmark = pytest.mark.integration
 

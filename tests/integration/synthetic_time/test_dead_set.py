@@ -7,8 +7,8 @@ import pytest
 import redis
 
 from tests.integration.synthetic_time.conftest import KEYS, T0
-from worker_runtime.dead import DeadJob, DeadJobs
-from worker_runtime.messages import decode_message
+from worker_runtime.core.messages import decode_message
+from worker_runtime.store.dead import DeadJob, DeadJobs
 
 pytestmark = pytest.mark.integration
 

@@ -26,14 +26,14 @@ from tests.integration.synthetic_time.workers import (
     ForbidCronJob,
     Succeeds,
 )
-from worker_runtime.backoff import backoff_ceiling
-from worker_runtime.cron_dispatch import CronDispatcher
-from worker_runtime.dead import DeadJobs
-from worker_runtime.execution import make_task, run_job
-from worker_runtime.messages import decode_message
+from worker_runtime.core.backoff import backoff_ceiling
+from worker_runtime.core.messages import decode_message
+from worker_runtime.execution.attempt import make_task, run_job
+from worker_runtime.jobs.worker import Worker
 from worker_runtime.runtime import Runtime
-from worker_runtime.schedule_set import ScheduleSet
-from worker_runtime.worker import Worker
+from worker_runtime.scheduling.cron_dispatch import CronDispatcher
+from worker_runtime.store.dead import DeadJobs
+from worker_runtime.store.schedule_set import ScheduleSet
 
 pytestmark = pytest.mark.integration
 

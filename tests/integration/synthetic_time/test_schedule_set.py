@@ -20,10 +20,10 @@ from celery.result import AsyncResult
 from tests.controlplane.waiting import wait_for
 from tests.integration.synthetic_time.conftest import KEYS, at
 from tests.integration.synthetic_time.workers import Eventually, Succeeds, Urgent
-from worker_runtime.messages import decode_message
-from worker_runtime.queues import QUEUES
+from worker_runtime.core.messages import decode_message
+from worker_runtime.core.queues import QUEUES
 from worker_runtime.runtime import Runtime
-from worker_runtime.schedule_set import BATCH, SCHEDULED, Dispatcher, ScheduleSet
+from worker_runtime.store.schedule_set import BATCH, SCHEDULED, Dispatcher, ScheduleSet
 
 pytestmark = pytest.mark.integration
 

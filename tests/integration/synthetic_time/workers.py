@@ -3,7 +3,7 @@ the classes to the dispatcher or to `make_task` themselves."""
 
 from __future__ import annotations
 
-from worker_runtime.worker import Worker
+from worker_runtime.jobs.worker import Worker
 
 
 class EveryMinute(Worker):

@@ -9,7 +9,7 @@ ROOT = 'process 7:"python -m worker_runtime worker";_run_module_as_main (<frozen
 CONSUMER = f"{ROOT};asynloop (celery/worker/loops.py:130);Redis.__init__ (redis/client.py:300)"
 CHILD = (
     f"{ROOT};Worker.__call__ (billiard/pool.py:351);trace_task (celery/app/trace.py:453);"
-    "run_job (worker_runtime/execution.py:80)"
+    "run_job (worker_runtime/execution/attempt.py:80)"
 )
 
 

@@ -32,8 +32,8 @@ from workerpool_operator.values import is_redis_url
 
 from tests.unit.operator.conftest import OWNER, spec_of
 from worker_runtime.cli import cli
-from worker_runtime.queues import QUEUES, UnknownQueueError, parse_queue_list
-from worker_runtime.settings import Settings, SettingsError
+from worker_runtime.core.queues import QUEUES, UnknownQueueError, parse_queue_list
+from worker_runtime.core.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = sorted((ROOT / "manifests" / "samples").glob("workerpool-*.yaml"))
@@ -257,9 +257,10 @@ def test_the_operator_reads_the_redis_keys_the_runtime_and_kombu_write() -> None
     from kombu.transport.redis import Channel
     from workerpool_operator import load
 
-    from worker_runtime import job_stats, load_report
-    from worker_runtime.keys import Keys
-    from worker_runtime.queues import QUEUES as RUNTIME_QUEUES
+    from worker_runtime.core.keys import Keys
+    from worker_runtime.core.queues import QUEUES as RUNTIME_QUEUES
+    from worker_runtime.process import load_report
+    from worker_runtime.store import job_stats
 
     keys = Keys()
     assert keys.dead == load.DEAD
@@ -279,7 +280,7 @@ def test_a_worker_report_is_read_by_the_operator_as_written() -> None:
 
     from workerpool_operator.load import load_from
 
-    from worker_runtime.load_report import LOAD_KEY
+    from worker_runtime.process.load_report import LOAD_KEY
 
     written: dict[str, str] = {}
 
@@ -288,7 +289,7 @@ def test_a_worker_report_is_read_by_the_operator_as_written() -> None:
             assert key == LOAD_KEY
             written[field] = value
 
-    from worker_runtime.load_report import report
+    from worker_runtime.process.load_report import report
 
     now = time()
     report(Recorder(), "shop-worker-1", {"default": {"reserved": 2, "running": 1}}, now, 15)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker_runtime.backoff import BASE_DELAY, backoff_ceiling, retry_delay
+from worker_runtime.core.backoff import BASE_DELAY, backoff_ceiling, retry_delay
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from worker_runtime.cron import CronError, check_expression, next_fire, previous_fire
+from worker_runtime.core.cron import CronError, check_expression, next_fire, previous_fire
 
 UTCZ = ZoneInfo("UTC")
 NY = ZoneInfo("America/New_York")

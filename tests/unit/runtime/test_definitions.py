@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from worker_runtime import Worker, WorkerDefinitionError
-from worker_runtime.cron import CronError, check_expression
-from worker_runtime.lost import describe_loss
+from worker_runtime.core.cron import CronError, check_expression
+from worker_runtime.execution.lost import describe_loss
 
 
 def _define(name: str, body: dict[str, Any]) -> type[Worker]:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from worker_runtime.dead import RAW_LIMIT, unrunnable
-from worker_runtime.intake import envelope_problem
-from worker_runtime.messages import build_message
+from worker_runtime.broker.intake import envelope_problem
+from worker_runtime.core.messages import build_message
+from worker_runtime.store.dead import RAW_LIMIT, unrunnable
 
 
 def _envelope() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from worker_runtime.load_report import counts
+from worker_runtime.process.load_report import counts
 
 
 def request(queue: str | None) -> SimpleNamespace:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from worker_runtime import Logger
-from worker_runtime.logger import configure_logging
+from worker_runtime.jobs.logger import configure_logging
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 
 import worker_runtime
 from worker_runtime import WorkerDefinitionError, WorkerDiscoveryError, WorkerRegistry
-from worker_runtime.settings import Settings
+from worker_runtime.core.settings import Settings
 
 _names = itertools.count()
 MakePackage = Callable[..., str]

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from worker_runtime.messages import build_message, decode_message
-from worker_runtime.queues import UnknownQueueError, parse_queue_list
-from worker_runtime.settings import Settings, SettingsError
+from worker_runtime.core.messages import build_message, decode_message
+from worker_runtime.core.queues import UnknownQueueError, parse_queue_list
+from worker_runtime.core.settings import Settings, SettingsError
 
 
 def test_defaults_match_the_original_design() -> None:

@@ -12,10 +12,20 @@ from types import SimpleNamespace
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker_runtime.lost import describe_exit, describe_loss
-from worker_runtime.slot_board import Board, Job, SlotState
-from worker_runtime.supervisor import FETCH_STALE, STARTUP_GRACE, slot_hostname, slot_is_alive
-from worker_runtime.time_limits import HARD_LIMIT_REASON, hard_limit_reason, limits, soft_limit
+from worker_runtime.execution.lost import describe_exit, describe_loss
+from worker_runtime.execution.time_limits import (
+    HARD_LIMIT_REASON,
+    hard_limit_reason,
+    limits,
+    soft_limit,
+)
+from worker_runtime.process.slot_board import Board, Job, SlotState
+from worker_runtime.process.supervisor import (
+    FETCH_STALE,
+    STARTUP_GRACE,
+    slot_hostname,
+    slot_is_alive,
+)
 
 JOB = Job(
     started=12.5,
