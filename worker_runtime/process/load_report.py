@@ -2,12 +2,13 @@
 
 The operator reads every pool's load from Redis in one round trip (operator load.py); what
 only a worker knows is which of the messages it took are running and from which queue. The
-main process writes one field of the hash `workerpool:load:pods` (field: the pod name, i.e.
-the host name; value: JSON `{"expires", "ttl", "queues": {queue: {"reserved", "running"}}}`)
-every `interval` seconds from a daemon thread, so the report also continues through a warm
-shutdown. A report is trusted until `expires` (three intervals): a killed pod's report lapses
-on its own, and the operator deletes long-expired fields. One HSET per interval and pod.
-Must not touch messages or leases.
+duties process (duties.py, summing the slot board) writes one field of the hash
+`workerpool:load:pods` (field: the pod name, i.e. the host name; value: JSON
+`{"expires", "ttl", "queues": {queue: {"reserved", "running"}}}`) every `interval` seconds
+from a daemon thread, so the report also continues through a warm shutdown. A report is
+trusted until `expires` (three intervals): a killed pod's report lapses on its own, and the
+operator deletes long-expired fields. One HSET per interval and pod. Must not touch messages
+or leases.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from time import time
-from typing import Any
 
 import redis
 
@@ -28,35 +28,6 @@ log = logging.getLogger(__name__)
 LOAD_KEY = "workerpool:load:pods"
 #: Fresh enough for pod-deletion costs, cheap enough for hundreds of pods.
 INTERVAL_SECONDS = 5.0
-
-
-def _copy(requests: Any) -> list[Any]:
-    while True:
-        try:
-            return list(requests)
-        except RuntimeError:  # the set changed size while copied; copy again
-            continue
-
-
-def _queue(request: Any) -> str:
-    info = getattr(request, "delivery_info", None) or {}
-    return str(info.get("routing_key") or "unknown")
-
-
-def counts(reserved: Iterable[Any], active: Iterable[Any]) -> dict[str, dict[str, int]]:
-    """{queue: {"reserved": n, "running": m}} of Celery requests; reserved includes running."""
-    found: dict[str, dict[str, int]] = {}
-    for kind, requests in (("reserved", reserved), ("running", active)):
-        for request in requests:
-            entry = found.setdefault(_queue(request), {"reserved": 0, "running": 0})
-            entry[kind] += 1
-    return found
-
-
-def celery_counts() -> dict[str, dict[str, int]]:
-    from celery.worker import state
-
-    return counts(_copy(state.reserved_requests), _copy(state.active_requests))
 
 
 def report(
@@ -72,8 +43,8 @@ class LoadReporter:
     def __init__(
         self,
         client: redis.Redis,
+        read: Callable[[], dict[str, dict[str, int]]],
         interval: float = INTERVAL_SECONDS,
-        read: Callable[[], dict[str, dict[str, int]]] = celery_counts,
         pod: str | None = None,
     ) -> None:
         self._client = client

@@ -20,55 +20,46 @@ worker's main process did for the pod, reading what each slot does from the slot
 - recycling: a slot that exits by itself with code 0 (max tasks or memory reached) is replaced;
 - warm shutdown: SIGTERM or SIGINT is forwarded once, each slot finishes its job and exits;
   a second signal (or SIGQUIT) is cold: slots are killed and their jobs requeued, exit code 1;
-- once per pod, not per slot, in one forked "duties" process (restarted if it dies): the
-  schedule dispatcher (one Redis poll per interval, as before), lease renewal of every slot's
-  message (one ZADD per renewal; a slot blocked in a job cannot renew, this process can) and
-  the load report summed over slots; in the supervisor itself, the liveness heartbeat, fresh
-  only while every slot completed a fetch recently or is running a job.
+- once per pod, not per slot, in one forked "duties" process (duties.py), restarted if it
+  dies; in the supervisor itself, the liveness heartbeat (liveness.py).
+
+Its children are forked and reaped by children.py.
 
 Must not run jobs or talk to a slot other than by signals and the board.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import importlib
 import logging
 import os
 import signal
-import sys
-import threading
 from dataclasses import dataclass
 from time import monotonic, sleep
 from types import FrameType
-from typing import NoReturn
 
 from worker_runtime.execution.lost import describe_exit, record_loss
 from worker_runtime.execution.time_limits import hard_limit_reason
+from worker_runtime.process import duties
 from worker_runtime.process import slot as job_slot
+from worker_runtime.process.children import (
+    Child,
+    exit_code,
+    fork,
+    send,
+    share_before_forking,
+    slot_hostname,
+)
 from worker_runtime.process.heartbeat import heartbeat_path, touch
-from worker_runtime.process.lease import LeaseKeeper
-from worker_runtime.process.load_report import LoadReporter
-from worker_runtime.process.slot_board import Board, Job, SlotState
+from worker_runtime.process.liveness import Heartbeat
+from worker_runtime.process.slot_board import Board, Job
 from worker_runtime.runtime import Runtime
-from worker_runtime.store.schedule_set import Dispatcher, ScheduleSet
 
 log = logging.getLogger(__name__)
 
 #: How often the supervisor looks at its slots: the precision of hard time limits.
 TICK = 0.1
-HEARTBEAT_INTERVAL = 5.0
-#: An idle, healthy slot completes a BRPOP every second (kombu's `brpop_timeout`).
-FETCH_STALE = 10.0
-#: A new slot may take this long to import, connect and complete its first fetch.
-STARTUP_GRACE = 60.0
 #: Longest wait before starting again a slot that died before it ever fetched.
 MAX_RESTART_DELAY = 30.0
-#: The duties process holds no job, so at shutdown it gets this long to stop its threads before
-#: it is killed: a Redis that vanished (its pod deleted with the pool) can leave a thread
-#: blocked on a socket, and the pod must not wait out its whole grace period for that.
-DUTIES_STOP_TIMEOUT = 5.0
 COLD_REASON = "its worker was stopped by a cold shutdown while running it"
 
 
@@ -86,68 +77,38 @@ class SlotOptions:
     max_memory_per_child: int = 0
 
 
-def slot_hostname(hostname: str | None, index: int) -> str:
-    name, _, host = (hostname or "slot@%h").partition("@")
-    return f"{name}-{index + 1}@{host or '%h'}"
-
-
-def slot_is_alive(state: SlotState, started: float, now: float) -> bool:
-    """The liveness rule for one slot: running a job (its event loop is busy, not stuck), or
-    a fetch completed within FETCH_STALE, or still starting."""
-    if state.job is not None:
-        return True
-    if state.last_fetch > started:
-        return now - state.last_fetch < FETCH_STALE
-    return now - started < STARTUP_GRACE
-
-
-@dataclass
-class Child:
-    """A forked process: a job slot, or the pod's duties (index -1)."""
-
-    index: int
-    pid: int | None = None
-    started: float = 0.0
-    next_start: float = 0.0
-    failures: int = 0
-    #: Why the supervisor killed it, recorded as its job's loss (None: it died by itself).
-    killed_because: str | None = None
-    last_exit: int | None = None
-
-
 class Supervisor:
     def __init__(self, rt: Runtime, concurrency: int, options: SlotOptions) -> None:
         self._rt = rt
         self._options = options
         self._board = Board(concurrency)
-        self._duties = Child(-1)
+        self._duties = duties.DutiesProcess(rt, self._board)
         self._slots = [Child(i) for i in range(concurrency)]
         self._signals: list[int] = []
         self._stopping = False
         self._cold = False
         self._consuming = False
-        self._withheld = False
-        self._heartbeat = heartbeat_path(rt.settings.state_dir, "worker")
-        self._next_beat = 0.0
+        self._heartbeat_file = heartbeat_path(rt.settings.state_dir, "worker")
+        self._heartbeat = Heartbeat(self._heartbeat_file, self._board)
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, self._on_signal)
-        _share_before_forking(self._rt)
-        touch(self._heartbeat)
+        share_before_forking(self._rt)
+        touch(self._heartbeat_file)
         log.info("starting %d job slot(s)", len(self._slots))
         try:
             while not self._stopping or any(s.pid is not None for s in self._slots):
                 self._handle_signals()
                 now = monotonic()
-                self._watch_duties()
+                self._duties.watch(restart=not self._cold)
                 for slot in self._slots:
                     self._watch(slot, now)
                 self._announce()
-                self._beat(now)
+                self._heartbeat.beat(self._slots, now, draining=self._stopping)
                 sleep(TICK)
         finally:
-            self._stop_duties()
+            self._duties.stop()
             self._board.close()
         if self._cold:
             return 1  # Celery's exit code for a cold shutdown
@@ -156,12 +117,6 @@ class Supervisor:
         return 0 if all(code in (0, -signal.SIGTERM) for code in last) else 1
 
     # Slots.
-
-    def _fork(self) -> int:
-        # Unflushed output would be written again by the child.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        return os.fork()
 
     def _start(self, slot: Child) -> None:
         opts = self._options
@@ -180,7 +135,7 @@ class Supervisor:
         slot.started = monotonic()
         slot.killed_because = None
         supervisor = os.getpid()
-        pid = self._fork()
+        pid = fork()
         if pid == 0:
             job_slot.run(self._rt, config, supervisor)
         slot.pid = pid
@@ -190,7 +145,7 @@ class Supervisor:
             if not self._stopping and now >= slot.next_start:
                 self._start(slot)
             return
-        code = _exit_code(slot.pid)
+        code = exit_code(slot.pid)
         if code is not None:
             self._exited(slot, code, now)
             return
@@ -215,7 +170,7 @@ class Supervisor:
         if job is not None:
             # Before the kill: the job must not come back before its loss is on record.
             self._record(job.id, job.attempt, reason)
-        _signal(slot.pid, signal.SIGKILL)
+        send(slot.pid, signal.SIGKILL)
 
     def _exited(self, slot: Child, code: int, now: float) -> None:
         state = self._board.read(slot.index)
@@ -286,7 +241,7 @@ class Supervisor:
         log.info("%s: warm shutdown, running jobs finish (again for a cold one)", name)
         for slot in self._slots:
             if slot.pid is not None:
-                _signal(slot.pid, signal.SIGTERM)
+                send(slot.pid, signal.SIGTERM)
 
     def _cold_shutdown(self, name: str) -> None:
         if self._cold:
@@ -295,88 +250,6 @@ class Supervisor:
         log.warning("%s: cold shutdown, running jobs are stopped and requeued", name)
         for slot in self._slots:
             self._kill(slot, COLD_REASON)
-
-    # Once per pod.
-
-    def _watch_duties(self) -> None:
-        duties = self._duties
-        if duties.pid is not None:
-            code = _exit_code(duties.pid)
-            if code is None:
-                return
-            duties.pid = None
-            log.warning("the pod's duties process exited with code %d; starting it again", code)
-        if self._cold:
-            return
-        supervisor = os.getpid()
-        pid = self._fork()
-        if pid == 0:
-            self._run_duties(supervisor)
-        duties.pid = pid
-
-    def _stop_duties(self) -> None:
-        pid = self._duties.pid
-        if pid is None:
-            return
-        _signal(pid, signal.SIGTERM)
-        deadline = monotonic() + DUTIES_STOP_TIMEOUT
-        while _exit_code(pid) is None:
-            if monotonic() > deadline:
-                log.warning(
-                    "the pod's duties process did not stop in %gs; killing it", DUTIES_STOP_TIMEOUT
-                )
-                _signal(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                break
-            sleep(TICK)
-        self._duties.pid = None
-
-    def _run_duties(self, supervisor: int) -> NoReturn:
-        """In a forked process: dispatcher, leases and load report until SIGTERM."""
-        code = 1
-        try:
-            job_slot.forked(supervisor)
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            rt = self._rt
-            leases = LeaseKeeper(rt.redis, rt.settings.visibility_timeout / 3, self.held_tags)
-            load = LoadReporter(rt.redis, read=self.load)
-            dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
-            leases.start()
-            load.start()
-            dispatcher.start()
-            while not stop.wait(1.0):
-                pass
-            dispatcher.stop()
-            leases.stop()
-            load.stop()
-            code = 0
-        except BaseException:
-            log.exception("the pod's duties process failed")
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-
-    def held_tags(self) -> list[str]:
-        """Delivery tags of the messages live slots hold, for lease renewal."""
-        tags = []
-        for slot in self._slots:
-            job = self._board.read(slot.index).job
-            if job is not None and job.delivery_tag:
-                tags.append(job.delivery_tag)
-        return tags
-
-    def load(self) -> dict[str, dict[str, int]]:
-        """This pod's load report (load_report.py): one held, running job per busy slot."""
-        found: dict[str, dict[str, int]] = {}
-        for slot in self._slots:
-            job = self._board.read(slot.index).job
-            if job is not None:
-                entry = found.setdefault(job.queue or "unknown", {"reserved": 0, "running": 0})
-                entry["reserved"] += 1
-                entry["running"] += 1
-        return found
 
     def _announce(self) -> None:
         if self._consuming or self._stopping:
@@ -390,74 +263,3 @@ class Supervisor:
             log.info(
                 "all %d slot(s) consuming %s", len(self._slots), ",".join(self._options.queues)
             )
-
-    def _beat(self, now: float) -> None:
-        if now < self._next_beat:
-            return
-        self._next_beat = now + HEARTBEAT_INTERVAL
-        if self._stopping:  # draining: the probe must not kill a pod finishing its jobs
-            touch(self._heartbeat)
-            return
-        stale = [
-            slot.index + 1
-            for slot in self._slots
-            if slot.pid is None
-            or not slot_is_alive(self._board.read(slot.index), slot.started, now)
-        ]
-        if not stale:
-            touch(self._heartbeat)
-            if self._withheld:
-                log.info("every slot fetches again; heartbeat resumed")
-                self._withheld = False
-        elif not self._withheld:
-            self._withheld = True
-            log.warning(
-                "slot(s) %s completed no fetch from Redis for %.0fs and run no job; "
-                "withholding the heartbeat so the liveness probe fails",
-                ",".join(map(str, stale)),
-                FETCH_STALE,
-            )
-
-
-#: What every slot imports to run a Celery worker: imported once here, shared by the forks.
-_SLOT_MODULES = (
-    "celery.apps.worker",
-    "celery.bin.celery",
-    "celery.bin.worker",
-    "celery.concurrency.solo",
-    "celery.events",
-    "celery.worker.autoscale",
-    "celery.worker.components",
-    "celery.worker.consumer",
-    "celery.worker.control",
-    "celery.worker.heartbeat",
-    "celery.worker.pidbox",
-    "celery.worker.strategy",
-    "kombu.transport.redis",
-    "worker_runtime.broker.intake",
-    "worker_runtime.store.results",
-)
-
-
-def _share_before_forking(rt: Runtime) -> None:
-    for name in _SLOT_MODULES:
-        importlib.import_module(name)
-    rt.app.finalize()
-    # Out of the collector's reach, so no collection in a slot writes to (and copies) pages it
-    # shares with the supervisor.
-    gc.freeze()
-
-
-def _exit_code(pid: int) -> int | None:
-    """The child's exit code (-N: killed by signal N), or None while it runs."""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return -signal.SIGKILL  # reaped elsewhere: gone without a status
-    return None if done == 0 else os.waitstatus_to_exitcode(status)
-
-
-def _signal(pid: int, signum: int) -> None:
-    # Exited meanwhile: its status is collected next tick.
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)

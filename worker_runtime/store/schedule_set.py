@@ -5,21 +5,18 @@ Delayed jobs, retries and `perform_at` wait in one Redis sorted set per queue (S
 "scheduled set"), not as Celery ETA messages: ETA messages sit in worker memory and, on Redis,
 are redelivered when the delay outlives the visibility timeout (celery#2599, kombu#337).
 
-Any number of dispatchers may run (each worker and each beat runs one). The move is one Lua
-script, atomic in Redis, so a job is taken by exactly one of them. This module is the only one
-that writes or moves the set's keys (`Keys.schedule`, `Keys.payloads`): `schedule()` adds a
-job, the Lua script and the dispatcher loop move due ones. It must not build messages or decide
+Any number of dispatchers may run (each worker and each beat runs one:
+scheduling/dispatcher.py). The move is one Lua script, atomic in Redis, so a job is taken by
+exactly one of them. This module is the only one that writes or moves the set's keys
+(`Keys.schedule`, `Keys.payloads`): `schedule()` adds a job, `ScheduleSet.dispatch` (the Lua
+script) moves due ones. It must not build messages or decide
 delays (callers pass a finished message and a due time).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -67,9 +64,6 @@ BATCH = 500
 #: later need no wake: every pass plans its next one by the earliest due job (`Pass.next_due`),
 #: and no dispatcher sleeps longer than its interval (0.2 s by default; keep it below this).
 WAKE_WITHIN = 1.0
-#: Shortest sleep between passes while jobs keep falling due: bounds each dispatcher to 100
-#: passes a second however dense the due times.
-MIN_WAIT = 0.01
 
 #: Celery state shown by `AsyncResult.status` while a job waits in the schedule set.
 SCHEDULED = "SCHEDULED"
@@ -199,107 +193,3 @@ class ScheduleSet:
                 count, first = out.get(task, (0, float(due)))
                 out[task] = (count + 1, min(first, float(due)))
         return out
-
-
-class Dispatcher:
-    """A daemon thread moving due jobs until stopped.
-
-    After each pass it sleeps until the earliest due job, never longer than `interval`, so a
-    due job waits at most `MIN_WAIT` plus a pass instead of up to an interval, and an idle
-    schedule set costs one round trip per interval, as a fixed-interval poll does. A job
-    scheduled due sooner than the planned wake-up publishes its due time (`schedule`), which
-    shortens the sleep.
-    """
-
-    def __init__(
-        self,
-        schedule_set: ScheduleSet,
-        interval: float,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._set = schedule_set
-        self._interval = interval
-        self._clock = clock
-        self._stop = threading.Event()
-        self._pubsub: redis.client.PubSub | None = None
-        self._thread = threading.Thread(target=self._run, name="workerpool-dispatcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            # Wakes the thread if it waits on the subscription (other dispatchers on this Redis
-            # just make one early pass); if Redis is gone, it notices within an interval.
-            self._set.wake()
-        self._thread.join(timeout)
-
-    def run_once(self) -> int:
-        return self._pass().moved
-
-    def _pass(self) -> Pass:
-        done = self._set.dispatch(self._clock())
-        if done.moved:
-            log.debug("dispatched %d scheduled job(s)", done.moved)
-        return done
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    next_due = self._pass().next_due
-                except redis.RedisError as exc:
-                    # Redis may restart under us; the jobs are safe in it, so retry next pass.
-                    log.warning("scheduled-job dispatch failed, retrying: %s", exc)
-                    next_due = None
-                self._sleep(self._wait_until(next_due))
-        finally:
-            if self._pubsub is not None:
-                self._pubsub.close()
-
-    def _wait_until(self, due: float | None) -> float:
-        return next_wait(due, self._clock(), self._interval)
-
-    def _sleep(self, seconds: float) -> None:
-        """Sleep `seconds`, or less if a job due sooner is scheduled meanwhile."""
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            try:
-                if self._pubsub is None:
-                    self._pubsub = self._set.listen()
-                message = self._pubsub.get_message(timeout=remaining)
-            except (redis.RedisError, OSError, ValueError) as exc:
-                # Without the subscription a pass still comes every interval; retry it later.
-                log.debug("schedule wake subscription failed: %s", exc)
-                self._drop_subscription()
-                self._stop.wait(remaining)
-                return
-            if message is not None and message.get("type") == "message":
-                due = _epoch(message.get("data"))
-                if due is not None:
-                    deadline = min(deadline, time.monotonic() + max(0.0, due - self._clock()))
-
-    def _drop_subscription(self) -> None:
-        if self._pubsub is not None:
-            with contextlib.suppress(redis.RedisError, OSError):
-                self._pubsub.close()
-            self._pubsub = None
-
-
-def next_wait(next_due: float | None, now: float, interval: float) -> float:
-    """Seconds a dispatcher sleeps after a pass: until the next due job, at most `interval`,
-    at least `MIN_WAIT`."""
-    if next_due is None:
-        return interval
-    return min(interval, max(MIN_WAIT, next_due - now))
-
-
-def _epoch(data: object) -> float | None:
-    try:
-        return float(data.decode() if isinstance(data, bytes) else str(data))
-    except ValueError:
-        return None

@@ -21,7 +21,8 @@ from tests.controlplane.waiting import wait_for
 from worker_runtime.core.keys import Keys
 from worker_runtime.core.messages import build_message, new_job_id
 from worker_runtime.runtime import Runtime
-from worker_runtime.store.schedule_set import WAKE_WITHIN, Dispatcher, Pass, ScheduleSet, schedule
+from worker_runtime.scheduling.dispatcher import Dispatcher
+from worker_runtime.store.schedule_set import WAKE_WITHIN, Pass, ScheduleSet, schedule
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,8 @@ from tests.integration.synthetic_time.workers import Eventually, Succeeds, Urgen
 from worker_runtime.core.messages import decode_message
 from worker_runtime.core.queues import QUEUES
 from worker_runtime.runtime import Runtime
-from worker_runtime.store.schedule_set import BATCH, SCHEDULED, Dispatcher, ScheduleSet
+from worker_runtime.scheduling.dispatcher import Dispatcher
+from worker_runtime.store.schedule_set import BATCH, SCHEDULED, ScheduleSet
 
 pytestmark = pytest.mark.integration
 

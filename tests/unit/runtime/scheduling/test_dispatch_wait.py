@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker_runtime.store.schedule_set import MIN_WAIT, next_wait
+from worker_runtime.scheduling.dispatcher import MIN_WAIT, next_wait
 
 NOW = 1_900_000_000.0
 

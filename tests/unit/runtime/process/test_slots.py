@@ -19,13 +19,9 @@ from worker_runtime.execution.time_limits import (
     limits,
     soft_limit,
 )
+from worker_runtime.process.children import slot_hostname
+from worker_runtime.process.liveness import FETCH_STALE, STARTUP_GRACE, slot_is_alive
 from worker_runtime.process.slot_board import Board, Job, SlotState
-from worker_runtime.process.supervisor import (
-    FETCH_STALE,
-    STARTUP_GRACE,
-    slot_hostname,
-    slot_is_alive,
-)
 
 JOB = Job(
     started=12.5,
