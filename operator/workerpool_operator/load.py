@@ -12,9 +12,9 @@ that the operator must reach each pool's Redis Service (a NetworkPolicy must all
 figure counts, per queue:
 - queued: LLEN of the queue list (kombu's Redis transport; no per-message priority is used,
   so there are no priority sub-lists);
-- reserved/running: what each worker pod's main process publishes in LOAD_KEY with the lease
-  timer (worker_runtime/process/load_report.py): reserved includes running (Celery's reserved
-  requests include the active ones); pods whose report expired are ignored;
+- reserved/running: what each worker pod's duties process publishes in LOAD_KEY
+  (worker_runtime/process/load_report.py), one held and running job per busy slot: reserved
+  includes running; pods whose report expired are ignored;
 - due: jobs in the schedule set falling due within `horizon` seconds (overdue included);
 - oldest age: how long the message at the consuming end of the list has been there. Messages
   carry no send time, so the operator notes when it first saw that delivery tag there

@@ -49,7 +49,7 @@ class Keys:
 
     def lost(self, job_id: str, attempt: int) -> str:
         """Why attempt `attempt` (0 = first run) of `job_id` lost its worker process, e.g.
-        "killed by SIGKILL", written by the worker's main process for the redelivered run."""
+        "killed by SIGKILL", written by the worker's supervisor for the redelivered run."""
         return f"{self.prefix}:lost:{job_id}:{attempt}"
 
     def running(self, task_name: str) -> str:

@@ -60,7 +60,7 @@ def make_task(app: Celery, worker: type[Worker]) -> Task:
         shared=False,
         name=worker.task_name,
         acks_late=True,
-        # A dead pool process requeues the message; lost.py and run_job count that run as a
+        # A dead slot's message is requeued; lost.py and run_job count that run as a
         # failed attempt when it comes back.
         reject_on_worker_lost=True,
         Request=LossAwareRequest,

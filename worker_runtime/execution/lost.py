@@ -1,20 +1,20 @@
 """Jobs whose run never finished: a lost worker process or pod counts as a failed attempt.
 
-Celery requeues a job whose pool process died (`task_reject_on_worker_lost`) without counting
-an attempt, so a job that OOM-kills its process loops forever. The rule here: when a message
+Celery requeues a job whose process died (`task_reject_on_worker_lost`) without counting an
+attempt, so a job that OOM-kills its process loops forever. The rule here: when a message
 comes back (kombu marks restored messages `redelivered`) and its job's recorded state is still
 STARTED for the same attempt, that run started and never finished: it was a failed attempt.
-`execution.py` then retries it with backoff or, after the last attempt, dead-sets it, instead of
+`attempt.py` then retries it with backoff or, after the last attempt, dead-sets it, instead of
 running it again.
 
-Why not only a `Task.Request` that handles `WorkerLostError` in the worker's main process (the
-documented extension point): it needs a main process that survived, and a pod OOM-killed or
-evicted as a whole has none; its jobs come back through the lease (lease.py), and only the next
-delivery can tell. Celery already writes STARTED before `perform` (`task_track_started`), so the
-check costs one backend read, and only for redelivered messages. The `Request` subclass below
-does that read in the main process when the message arrives (in the pool process the state
-would already be this run's STARTED) and also records what only the main process knows, the
-exit code or signal, so the dead record can say what happened. Must not retry or dead-set jobs.
+Why not only a `Task.Request` that handles `WorkerLostError` (the documented extension point):
+it needs a process that survived the loss, and a pod OOM-killed or evicted as a whole has none;
+its jobs come back through the lease (process/lease.py), and only the next delivery can tell.
+Celery already writes STARTED before `perform` (`task_track_started`), so the check costs one
+backend read, and only for redelivered messages. The `Request` subclass below does that read
+in the job slot when the message arrives, before this run writes its own STARTED. What only
+the supervisor sees, the exit code or signal of a slot that died, it records with
+`record_loss`, so the dead record can say what happened. Must not retry or dead-set jobs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from worker_runtime import runtime
 
 log = logging.getLogger(__name__)
 
-#: Reason recorded when no main process saw the loss (the whole worker or pod went away).
+#: Reason recorded when no supervisor saw the loss (the whole worker or pod went away).
 LOST_WITH_WORKER = "its worker stopped while running it (the worker process or pod was lost)"
 
 _SIGNAL = re.compile(r"signal (\d+)")
@@ -69,12 +69,12 @@ def record_loss(job_id: str, attempt: int, reason: str) -> None:
     rt.redis.set(rt.keys.lost(job_id, attempt), reason, ex=rt.settings.result_expires)
 
 
-#: Request field carrying the loss reason from the main process to the pool process.
+#: Request field carrying the loss reason from the request to the task run in the slot.
 LOST_FIELD = "workerpool_lost"
 
 
 class LossAwareRequest(Request):  # type: ignore[misc]
-    """Celery's request, in the worker's main process, aware of lost previous runs."""
+    """Celery's request, in the job slot, aware of lost previous runs."""
 
     def __init__(self, message: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(message, *args, **kwargs)
@@ -110,6 +110,6 @@ class LossAwareRequest(Request):  # type: ignore[misc]
 
 
 def previous_run_lost(task: Any) -> str | None:
-    """In the pool process: why the previous run of this attempt never finished, or None."""
+    """In the running task: why the previous run of this attempt never finished, or None."""
     reason = getattr(task.request, LOST_FIELD, None)
     return reason if isinstance(reason, str) else None

@@ -4,11 +4,11 @@ kombu's Redis transport keeps each delivered, unacked message in the `unacked` h
 delivery tag in the `unacked_index` sorted set, scored by delivery time; every consumer
 periodically puts back messages whose score is older than `visibility_timeout`. That timeout
 therefore had to exceed the longest job, and a killed worker's jobs waited that long to run
-again. Here the worker's main process rewrites the score of every message it holds (reserved or
-running) every `visibility_timeout / 3` seconds, so the timeout becomes a lease: short (60 s by
-default, so a dead worker's jobs are back within about 70 s), and never reached while the
-worker lives. A plain thread does it, not the consumer's event loop, so renewal continues while
-the consumer is stopped for a warm shutdown or the loop is busy; it stops with the process.
+again. Here the pod's duties process (duties.py) rewrites the score of every message its job
+slots hold, read from the slot board, every `visibility_timeout / 3` seconds, so the timeout
+becomes a lease: short (60 s by default, so a dead worker's jobs are back within about 70 s),
+and never reached while the worker lives. A plain thread in a process of its own does it, so
+renewal continues while a slot is blocked in its job or stopped for a warm shutdown.
 
 Must not ack, restore or otherwise touch messages: only the scores of our own delivery tags.
 """

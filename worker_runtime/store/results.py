@@ -3,7 +3,7 @@
 Celery's `_store_result` first reads the stored state (GET) and skips the write when it is
 SUCCESS, so a lost or duplicated run cannot overwrite a finished result; then it writes
 (MULTI, SETEX, PUBLISH, EXEC). Every job writes twice (STARTED, because the runtime tracks
-started jobs, then its outcome), so that is four round trips per job in the pool process, on
+started jobs, then its outcome), so that is four round trips per job in the job slot, on
 the path between one job and the next. Here the same check and write run as one Lua script:
 one round trip per state, and the check and the write are atomic, where Celery's could race.
 The stored document, its expiry and the PUBLISH that wakes `AsyncResult.get()` are Celery's.

@@ -71,7 +71,8 @@ def test_sigkill_of_the_whole_worker_brings_its_job_back_after_the_lease(
     doomed.signal(signal.SIGKILL)  # main process and pool child: nobody left to notice
     doomed.popen.wait(timeout=30)
     killed_at = time.time()
-    spawn("worker", "--concurrency=1", extra_env=SHORT_LEASE)
+    spawn("worker", "--concurrency=1", extra_env=SHORT_LEASE)  # returns once it consumes
+    consuming_at = time.time()
 
     runs = wait_for(
         lambda: (lambda r: r if len(r) >= 2 else None)(ran(rt.redis, "sleepy")),
@@ -82,3 +83,13 @@ def test_sigkill_of_the_whole_worker_brings_its_job_back_after_the_lease(
     back_after = float(str(runs[1]["t"])) - killed_at
     print(f"lease {LEASE}s: job running again {back_after:.1f}s after SIGKILL of its worker")
     assert runs[1]["pid"] != runs[0]["pid"]
+    # The last renewal came before the kill, so the lease lapses at most LEASE after it; the
+    # new worker's restore sweep runs every LEASE here (app.py, `unacked_restore_interval`)
+    # from when it consumes, and a restored message is fetched within a second. 2 s of slack.
+    rerun_at = float(str(runs[1]["t"]))
+    latest = max(killed_at + LEASE, consuming_at) + LEASE + 1 + 2
+    assert rerun_at <= latest, (
+        f"the job came back {back_after:.1f}s after the kill, {rerun_at - latest:.1f}s past "
+        f"its bound (lease {LEASE}s, sweep every {LEASE}s, worker consuming "
+        f"{consuming_at - killed_at:.1f}s after the kill)"
+    )
