@@ -1,5 +1,6 @@
 """The frame of the job pages inside Flower: routes, the page base class, templates, CSRF and
-the read-only mode. Each module of `web/views/` registers its handlers here with `route()`; `install()` puts them into Flower's route list before the app is built.
+the read-only mode. Each module of `web/views/` registers its handlers here with `route()`;
+`install()` puts them into Flower's route list before the app is built.
 
 Flower is a Tornado application whose `flower.urls.handlers` list is read when the app is
 built and rewritten there for `--url_prefix`, so routes added beforehand get the prefix too.
@@ -26,7 +27,8 @@ import tornado.web
 from flower.views import BaseHandler
 
 from worker_runtime.core.settings import SettingsError
-from worker_runtime.web import views
+from worker_runtime.web import paging, views
+from worker_runtime.web.paging import Pager
 
 READ_ONLY = "WORKERPOOL_PAGES_READ_ONLY"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -156,6 +158,38 @@ class JobPage(BaseHandler):  # type: ignore[misc]
         """Run a Redis call off Tornado's loop so one slow read cannot stall every page."""
         loop = tornado.ioloop.IOLoop.current()
         return await loop.run_in_executor(None, functools.partial(call, *args))
+
+    def pager(
+        self,
+        path: str,
+        offset: int,
+        limit: int,
+        shown: int,
+        next_offset: int | None,
+        total: int,
+        *,
+        filtered: bool,
+        noun: str,
+        **query: Any,
+    ) -> Pager:
+        """First/Previous/Next links of a window. A filtered window's Next continues the scan
+        where this one stopped; it has no Previous (First starts again)."""
+
+        def at(start: int) -> str:
+            return self.page_url(path, offset=start or None, limit=limit, **query)
+
+        if filtered:
+            summary = f"{shown:,} matching of {total:,} {noun}s"
+            if next_offset is not None:
+                summary += f" (looked at ranks {offset + 1:,}-{next_offset:,})"
+        else:
+            summary = paging.shown(offset, shown, total, noun)
+        return Pager(
+            summary=summary,
+            first_url=at(0) if offset > 0 else None,
+            prev_url=at(max(0, offset - limit)) if offset > 0 and not filtered else None,
+            next_url=at(next_offset) if next_offset is not None else None,
+        )
 
     def query_int(self, name: str, default: int, *, low: int = 0, high: int = 10**9) -> int:
         raw = self.get_query_argument(name, "")

@@ -26,15 +26,3 @@ def shown(start: int, count: int, total: int, noun: str = "job") -> str:
     if count == 0:
         return f"none of {total:,} {plural}" if total else f"0 {plural}"
     return f"{start + 1:,}-{start + count:,} of {total:,} {plural}"
-
-
-def offset_pager(
-    url: str, offset: int, limit: int, count: int, total: int, noun: str = "job"
-) -> Pager:
-    """Pager of an offset/limit window; `url` takes `offset` appended (`?...&` or `?`)."""
-    return Pager(
-        summary=shown(offset, count, total, noun),
-        first_url=f"{url}offset=0&limit={limit}" if offset > 0 else None,
-        prev_url=f"{url}offset={max(0, offset - limit)}&limit={limit}" if offset > 0 else None,
-        next_url=f"{url}offset={offset + limit}&limit={limit}" if offset + count < total else None,
-    )
