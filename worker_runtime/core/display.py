@@ -42,3 +42,10 @@ def cut(value: Any, width: int = 40) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=repr)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def arguments(args: list[Any], kwargs: dict[str, Any], width: int = 80) -> str:
+    """A job's arguments as its call reads: '1, "x", user_id=42', cut to `width`."""
+    parts = [json.dumps(value, default=repr) for value in args]
+    parts += [f"{name}={json.dumps(value, default=repr)}" for name, value in kwargs.items()]
+    return cut(", ".join(parts), width)
