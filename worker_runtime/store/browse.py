@@ -16,8 +16,9 @@ import redis
 T = TypeVar("T")
 
 #: Entries one filtered window may look at before it stops and offers to continue.
-#: About 1,000 entries keep a filtered page under 200 ms (tests/benchmarks/pages.py).
-SCAN_BUDGET = 1_000
+#: 500 entries keep a filtered page under 200 ms on a busy 2-core machine
+#: (tests/benchmarks/pages.py; 1,000 took up to 280 ms with a text filter).
+SCAN_BUDGET = 500
 CHUNK = 250
 
 #: Turns (job id, score) entries into items; None for an id whose record has gone.
