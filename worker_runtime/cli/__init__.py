@@ -1,5 +1,5 @@
 """The `workerpool` command: container entrypoints (worker, beat, flower), the local stack
-(`up`), health probes and the schedule/dead-job tools.
+(`up`), health probes and the job tools (scheduled, retries, dead).
 
 Owns argument parsing and start-up error reporting: a bad setting, a broken worker module or
 an unknown queue stops start-up with one line naming the culprit. Subcommands from other
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from worker_runtime.cli import jobs, processes
+from worker_runtime.cli import dead, jobs, processes
 
 
 @click.group()
@@ -29,7 +29,8 @@ for _command in (
     processes.up,
     processes.health,
     jobs.scheduled,
-    jobs.dead,
+    jobs.retries,
+    dead.dead,
 ):
     cli.add_command(_command)
 
