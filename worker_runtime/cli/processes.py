@@ -272,15 +272,8 @@ def health(component: str, max_age: float) -> None:
     """Exit 0 if Redis answers and the component's heartbeat is fresh (for Kubernetes
     probes)."""
     settings = Settings.from_env()
-    seconds = age(heartbeat_path(settings.state_dir, component))
-    if seconds is None:
-        raise click.ClickException(f"{component}: no heartbeat yet in {settings.state_dir}")
-    if seconds > max_age:
-        raise click.ClickException(
-            f"{component}: last heartbeat {seconds:.0f}s ago (> {max_age:.0f}s)"
-        )
-    # A fresh heartbeat with Redis gone is a worker that cannot fetch (and a beat that cannot
-    # fire): the probe says so. Short timeouts: the kubelet gives a probe 10 s.
+    # Redis gone is a worker that cannot fetch and a beat that cannot fire, whatever their
+    # heartbeat says. Short timeouts: the kubelet gives a probe 10 s.
     client = redis.Redis.from_url(
         settings.broker_url, socket_connect_timeout=HEALTH_TIMEOUT, socket_timeout=HEALTH_TIMEOUT
     )
@@ -288,4 +281,11 @@ def health(component: str, max_age: float) -> None:
         client.ping()  # a RedisError is one line (one_line_errors)
     finally:
         client.close()
+    seconds = age(heartbeat_path(settings.state_dir, component))
+    if seconds is None:
+        raise click.ClickException(f"{component}: no heartbeat yet in {settings.state_dir}")
+    if seconds > max_age:
+        raise click.ClickException(
+            f"{component}: last heartbeat {seconds:.0f}s ago (> {max_age:.0f}s)"
+        )
     click.echo(f"{component}: ok (heartbeat {seconds:.1f}s ago, Redis answers)")

