@@ -20,6 +20,7 @@ from celery.result import AsyncResult
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
+from tests.integration.runtime.conftest import JOBS, ran
 from tests.integration.runtime.up_processes import (
     CONFIGURED,
     alive,
@@ -29,6 +30,7 @@ from tests.integration.runtime.up_processes import (
 from worker_runtime.core.settings import Settings
 from worker_runtime.examples.data_processing_worker import DataProcessingWorker
 from worker_runtime.local.embedded_redis import free_port
+from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 
@@ -220,3 +222,74 @@ def test_sigterm_lets_running_jobs_finish_and_queued_and_scheduled_jobs_survive_
             rt.close()
     finally:
         leave_nothing(second)
+
+
+def test_a_flower_login_without_password_is_one_line_before_anything_starts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "worker_runtime", "up"],
+        env={**env, "FLOWER_BASIC_AUTH": "admin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert done.stderr.strip().splitlines() == [
+        "Error: FLOWER_BASIC_AUTH='admin' must be user:password with a non-empty user and password"
+    ]
+    assert not (tmp_path / ".workerpool").exists()
+
+
+def test_ctrl_c_twice_is_the_worker_s_cold_shutdown_and_start_up_says_things_once(
+    env: dict[str, str], tmp_path: Path, rt: Runtime
+) -> None:
+    from tests.integration.runtime.jobs.recording import Overruns
+
+    log = tmp_path / "up.log"
+    # The test's Redis as a given broker: `up` starts none, and what became of the job can be
+    # read after the stack is gone.
+    given = {k: v for k, v in env.items() if k not in ("WORKER_PACKAGES", "FLOWER_BASIC_AUTH")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker_runtime", "up", f"--packages={JOBS}", "-c", "2",
+             f"--flower-port={free_port()}"],
+            env=given, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C to stop." in log.read_text() or process.poll() is not None,
+            timeout=90,
+            message="`up` to say it is ready",
+        )
+        started = log.read_text()
+        assert "workerpool up: ready (2 job slot(s)" in started, started[-3000:]
+        # Two slots, two Celery workers: what both would say is said once.
+        assert started.count("[queues]") == 1, started  # Celery's banner
+        assert started.count("mingle: searching for neighbors") == 1, started
+        assert started.count("SecurityWarning") <= 1, started  # only when run as root
+        assert "slot-1@" in started
+        assert "slot-2@" in started
+
+        result = Overruns.perform_async(key="ctrl-c", seconds=600)
+        wait_for(lambda: ran(rt.redis, "overruns"), timeout=60, message="the job to start")
+        process.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends `up`
+        wait_for(lambda: "Stopping:" in log.read_text(), timeout=30, message="`up` to stop")
+        process.send_signal(signal.SIGINT)
+
+        assert process.wait(timeout=90) == 1, log.read_text()[-3000:]  # cold: exit code 1
+    finally:
+        leave_nothing(process)
+    output = log.read_text()
+    assert "Ctrl-C again: cold shutdown of the worker" in output, output[-3000:]
+    assert "stopped worker (status 1)" in output, output[-3000:]
+    assert "killing it" not in output
+    # Stopped by the worker, not killed under it: back on its queue, its loss on record.
+    assert rt.redis.hlen("unacked") == 0
+    assert rt.redis.llen(Overruns.queue) == 1
+    reason = rt.redis.get(rt.keys.lost(result.id, 0))
+    assert reason is not None
+    assert b"cold shutdown" in reason
