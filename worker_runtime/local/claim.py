@@ -95,7 +95,9 @@ def stop_orphan(record: StackRecord | None, timeout: float = 30.0) -> int | None
             try:
                 client.ping()
             except redis.ConnectionError:
-                return record.redis_pid
+                return record.redis_pid  # refused: it has exited and freed the port
+            except redis.RedisError:
+                pass  # busy flushing its file: still there
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.kill(record.redis_pid, signal.SIGKILL)

@@ -50,7 +50,7 @@ class StackOptions:
     loglevel: str
     #: `user:password` for Flower, already checked; None: the recorded one, or a new one.
     credentials: str | None
-    #: Seconds running jobs get to finish after Ctrl-C/SIGTERM before the worker is killed.
+    #: Seconds running jobs get to finish after Ctrl-C/SIGTERM before the cold shutdown.
     grace: float = 60.0
     #: Where the embedded Redis keeps its data (relative: inside `folder`).
     redis_dir: Path = record.STATE_FOLDER / "redis"
