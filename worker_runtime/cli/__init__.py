@@ -9,17 +9,24 @@ entry points, so this package never imports the operator.
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
 from typing import Any
 
 import click
 
 from worker_runtime.cli import dead, jobs, processes
+from worker_runtime.cli.common import use_local_stack
 
 
 @click.group()
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Sidekiq-style Celery workers: run them, schedule them, inspect them."""
+    # Every command but `up` (which starts the stack the record describes) finds the local
+    # stack of this folder when no broker is set.
+    if ctx.invoked_subcommand != "up":
+        use_local_stack(os.environ)
 
 
 for _command in (

@@ -183,18 +183,32 @@ def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
 
 
 @click.command()
-@click.option("--packages", envvar="WORKER_PACKAGES", default=EXAMPLES, show_default=True)
+@click.option(
+    "--packages",
+    envvar="WORKER_PACKAGES",
+    default=EXAMPLES,
+    show_default=True,
+    help="Comma-separated packages to discover your workers in, importable from here "
+    "[env: WORKER_PACKAGES].",
+)
 @loglevel_option
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--flower-port", type=int, default=5555, show_default=True)
 @click.option("--flower-address", default="127.0.0.1", show_default=True)
-@click.option("--basic-auth", envvar="FLOWER_BASIC_AUTH", default=None)
+@click.option(
+    "--basic-auth",
+    envvar="FLOWER_BASIC_AUTH",
+    default=None,
+    help="user:password for Flower [env: FLOWER_BASIC_AUTH]; default: the one recorded in "
+    ".workerpool/ by the last `up` here, or a new one.",
+)
 @click.option(
     "--grace",
     type=click.FloatRange(min=0),
     default=60.0,
     show_default=True,
-    help="Seconds running jobs get to finish on Ctrl-C/SIGTERM before the worker is killed.",
+    help="Seconds running jobs get to finish on Ctrl-C/SIGTERM before the worker's cold "
+    "shutdown requeues them.",
 )
 @click.option(
     "--redis-dir",
@@ -215,11 +229,21 @@ def up(
 ) -> None:
     """Run worker, beat and Flower here (and Redis, unless CELERY_BROKER_URL is set).
 
-    Ctrl-C or SIGTERM is a warm shutdown: running jobs finish (up to --grace seconds), then
-    beat, Flower and Redis stop, in that order."""
-    from worker_runtime.local.embedded_redis import RedisBinaryMissingError
+    Ctrl-C or SIGTERM is a warm shutdown: running jobs finish (up to --grace seconds; Ctrl-C
+    again stops and requeues them), then beat, Flower and Redis stop, in that order. The
+    broker URL and Flower login are recorded in .workerpool/stack.json; commands run from
+    this folder use them."""
+    from worker_runtime.local.claim import StackBusyError
+    from worker_runtime.local.embedded_redis import RedisBinaryMissingError, RedisStartError
+    from worker_runtime.local.record import StackRecordError
     from worker_runtime.local.stack import StackOptions, run_stack
+    from worker_runtime.web import dashboard
 
+    try:
+        if basic_auth is not None:
+            dashboard.check_credentials(basic_auth)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
     options = StackOptions(
         packages,
         concurrency,
@@ -231,10 +255,14 @@ def up(
         redis_dir=redis_dir,
     )
     try:
-        code = run_stack(options, click.echo)
-    except RedisBinaryMissingError as exc:
+        code = run_stack(options)
+    except (RedisBinaryMissingError, RedisStartError, StackBusyError, StackRecordError) as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)
+
+
+#: Seconds `health` waits for Redis to connect and answer.
+HEALTH_TIMEOUT = 3.0
 
 
 @click.command()
@@ -242,8 +270,18 @@ def up(
 @click.option("--max-age", type=float, default=60.0, show_default=True)
 @one_line_errors
 def health(component: str, max_age: float) -> None:
-    """Exit 0 if the component's heartbeat is fresh (for Kubernetes probes)."""
+    """Exit 0 if Redis answers and the component's heartbeat is fresh (for Kubernetes
+    probes)."""
     settings = Settings.from_env()
+    # Redis gone is a worker that cannot fetch and a beat that cannot fire, whatever their
+    # heartbeat says. Short timeouts: the kubelet gives a probe 10 s.
+    client = redis.Redis.from_url(
+        settings.broker_url, socket_connect_timeout=HEALTH_TIMEOUT, socket_timeout=HEALTH_TIMEOUT
+    )
+    try:
+        client.ping()  # a RedisError is one line (one_line_errors)
+    finally:
+        client.close()
     seconds = age(heartbeat_path(settings.state_dir, component))
     if seconds is None:
         raise click.ClickException(f"{component}: no heartbeat yet in {settings.state_dir}")
@@ -251,4 +289,4 @@ def health(component: str, max_age: float) -> None:
         raise click.ClickException(
             f"{component}: last heartbeat {seconds:.0f}s ago (> {max_age:.0f}s)"
         )
-    click.echo(f"{component}: ok (heartbeat {seconds:.1f}s ago)")
+    click.echo(f"{component}: ok (heartbeat {seconds:.1f}s ago, Redis answers)")

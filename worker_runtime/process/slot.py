@@ -31,6 +31,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any, ClassVar, NoReturn
@@ -64,6 +65,25 @@ class SlotConfig:
     soft_time_limit: float = 0.0
     max_tasks: int = 0
     max_memory_kib: int = 0
+    #: Whether this slot says what every slot would say (Celery's banner, the root warning,
+    #: "Connected", "mingle"): only the first start of slot 1 does, so N slots print it once.
+    talkative: bool = True
+
+
+#: Celery's start-up lines that are the same for every slot of a pod.
+_SAME_FOR_EVERY_SLOT = ("celery.worker.consumer.connection", "celery.worker.consumer.mingle")
+
+
+def quiet_start(config: SlotConfig) -> list[str]:
+    """Silence what this slot would repeat after slot 1; Celery's global options to add."""
+    if config.talkative:
+        return []
+    from celery.exceptions import SecurityWarning
+
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    for name in _SAME_FOR_EVERY_SLOT:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return ["--quiet"]  # no banner
 
 
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -232,6 +252,7 @@ def run(rt: Runtime, config: SlotConfig, supervisor_pid: int) -> NoReturn:
         )
         rt.app.worker_main(
             [
+                *quiet_start(config),
                 "worker",
                 "--concurrency=1",
                 f"--queues={','.join(config.queues)}",

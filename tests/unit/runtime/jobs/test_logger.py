@@ -51,3 +51,30 @@ def test_text_format_is_human_readable(capsys: pytest.CaptureFixture[str]) -> No
     configure_logging("INFO", "text")
     Logger.error(message="Backend is unhealthy: status 500")
     assert "ERROR" in capsys.readouterr().err
+
+
+def test_lines_logged_inside_a_job_carry_its_id_and_worker_class(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from celery import Celery
+
+    app = Celery("logger-test", set_as_current=False)
+
+    # A task class named after its worker, as the registry's make_task names it.
+    def SendReceipt() -> None:
+        Logger.info(message="sending", order_id=42)
+        logging.getLogger("myapp.mail").warning("slow SMTP")
+
+    task = app.task(SendReceipt, name="myapp.workers.SendReceipt", shared=False)
+    configure_logging("INFO", "text")
+    task.apply(task_id="job-1")
+    Logger.info(message="outside any job")
+    text = capsys.readouterr().err.splitlines()
+    assert text[0].endswith("workerpool.jobs: SendReceipt[job-1]: sending"), text
+    assert text[1].endswith("myapp.mail: SendReceipt[job-1]: slow SMTP"), text
+    assert text[-1].endswith("workerpool.jobs: outside any job"), text
+
+    configure_logging("INFO", "json")
+    task.apply(task_id="job-2")
+    entry = json.loads(capsys.readouterr().err.splitlines()[0])
+    assert (entry["job_id"], entry["worker"], entry["order_id"]) == ("job-2", "SendReceipt", 42)
