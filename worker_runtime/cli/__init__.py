@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from worker_runtime.cli import jobs, processes
+from worker_runtime.cli import cron, jobs, live, processes
 
 
 @click.group()
@@ -30,6 +30,9 @@ for _command in (
     processes.health,
     jobs.scheduled,
     jobs.dead,
+    live.busy,
+    live.queues,
+    cron.cron,
 ):
     cli.add_command(_command)
 
