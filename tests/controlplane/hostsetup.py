@@ -2,7 +2,7 @@
 
 Owns the list of host packages (container runtime, CNI plugins, image builder, rootfs tools,
 packet filter tools, and the Prometheus the e2e tests scrape the operator with) and the
-`apt-get` calls. Must not start anything, configure anything or touch a package that is
+`apt-get` calls (the browser tests install Debian's chromium through `ensure_packages` too). Must not start anything, configure anything or touch a package that is
 already installed: when everything is present it only runs `dpkg-query` once (tens of
 milliseconds). Root is required to install; a missing package as non-root is an
 error that names the packages and the command to run.
@@ -16,7 +16,13 @@ import subprocess
 import time
 from collections.abc import Callable
 
-__all__ = ["HOST_PACKAGES", "HostSetupError", "ensure_host_packages", "missing_packages"]
+__all__ = [
+    "HOST_PACKAGES",
+    "HostSetupError",
+    "ensure_host_packages",
+    "ensure_packages",
+    "missing_packages",
+]
 
 # Debian package -> why the real node needs it.
 HOST_PACKAGES = {
@@ -62,11 +68,13 @@ def missing_packages(names: list[str] | None = None) -> list[str]:
 
 def _apt(args: list[str], log_file: str) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # Several test sessions may install at once: wait for dpkg's lock instead of failing.
+    command = ["apt-get", "-o", "DPkg::Lock::Timeout=600", *args]
     with open(log_file, "a") as out:
-        out.write(f"\n$ apt-get {' '.join(args)}\n")
+        out.write(f"\n$ {' '.join(command)}\n")
         out.flush()
         completed = subprocess.run(
-            ["apt-get", *args], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL
+            command, env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL
         )
     if completed.returncode != 0:
         with open(log_file) as handle:
@@ -76,12 +84,22 @@ def _apt(args: list[str], log_file: str) -> None:
 
 def ensure_host_packages(log: Log = print, log_file: str = "/tmp/workerpool-apt.log") -> float:
     """Install whatever of HOST_PACKAGES is missing; return the seconds spent (0 if none)."""
-    missing = missing_packages()
+    return ensure_packages(list(HOST_PACKAGES), "the real node", log, log_file)
+
+
+def ensure_packages(
+    names: list[str],
+    needed_by: str,
+    log: Log = print,
+    log_file: str = "/tmp/workerpool-apt.log",
+) -> float:
+    """Install whatever of `names` is missing; return the seconds spent (0 if none)."""
+    missing = missing_packages(names)
     if not missing:
         return 0.0
     if os.geteuid() != 0:
         raise HostSetupError(
-            f"the real node needs Debian packages {' '.join(missing)}: "
+            f"{needed_by} needs Debian packages {' '.join(missing)}: "
             f"run `sudo apt-get install -y {' '.join(missing)}` or run the tests as root"
         )
     started = time.monotonic()

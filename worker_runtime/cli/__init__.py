@@ -1,5 +1,5 @@
 """The `workerpool` command: container entrypoints (worker, beat, flower), the local stack
-(`up`), health probes and the schedule/dead-job tools.
+(`up`), health probes and the job tools (scheduled, retries, dead).
 
 Owns argument parsing and start-up error reporting: a bad setting, a broken worker module or
 an unknown queue stops start-up with one line naming the culprit. Subcommands from other
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from worker_runtime.cli import cron, jobs, live, processes
+from worker_runtime.cli import cron, dead, jobs, live, processes
 
 
 @click.group()
@@ -29,7 +29,8 @@ for _command in (
     processes.up,
     processes.health,
     jobs.scheduled,
-    jobs.dead,
+    jobs.retries,
+    dead.dead,
     live.busy,
     live.queues,
     cron.cron,

@@ -16,6 +16,7 @@ from worker_runtime import runtime
 from worker_runtime.core.settings import Settings, SettingsError
 from worker_runtime.execution.registry import WorkerDiscoveryError, WorkerRegistry
 from worker_runtime.jobs.logger import configure_logging
+from worker_runtime.store.browse import UnknownJobError
 from worker_runtime.store.dead import DeadJobError
 
 EXAMPLES = "worker_runtime.examples"
@@ -32,7 +33,7 @@ def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (SettingsError, DeadJobError) as exc:
+        except (SettingsError, DeadJobError, UnknownJobError) as exc:
             raise click.ClickException(str(exc)) from exc
         except redis.RedisError as exc:
             # Settings parsed before Redis was reached, so reading them again cannot fail.

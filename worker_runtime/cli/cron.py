@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime
 
@@ -28,7 +29,7 @@ def cron_list(output: str) -> None:
     now = datetime.now(UTC)
     found = cron_state.entries(rt.redis, rt.keys, now)
     if output == "json":
-        emit_json(found)
+        emit_json([dataclasses.asdict(e) for e in found])
         return
     if not found:
         click.echo("no cron schedules declared (beat declares them when it starts)")
@@ -42,7 +43,7 @@ def cron_list(output: str) -> None:
                     e.schedule.expression,
                     e.schedule.timezone,
                     "yes" if e.enabled else "no",
-                    relative(e.next_run.timestamp(), now.timestamp()),
+                    relative(e.next_run, now.timestamp()),
                     stamp(e.last_tick),
                     e.last_status or "-",
                 ]

@@ -4,13 +4,15 @@ Must not start processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import click
 
 from worker_runtime import runtime
 from worker_runtime.cli.common import one_line_errors
-from worker_runtime.cli.tables import duration, emit_json, output_option, stamp, table
+from worker_runtime.cli.tables import cut, emit_json, output_option, stamp, table
+from worker_runtime.core.display import duration
 from worker_runtime.core.queues import QUEUES, UnknownQueueError
 from worker_runtime.core.settings import Settings
 from worker_runtime.store import busy as busy_store
@@ -26,7 +28,7 @@ def busy(output: str) -> None:
     now = time.time()
     pods = busy_store.pods(rt.redis, rt.keys, now)
     if output == "json":
-        emit_json({"pods": pods})
+        emit_json({"pods": [dataclasses.asdict(p) for p in pods]})
         return
     click.echo(
         table(
@@ -59,7 +61,7 @@ def busy(output: str) -> None:
                         f"{p.pod}/{j.slot}",
                         stamp(j.started_at),
                         duration(now - j.started_at),
-                        busy_store.cut(j.args, 60),
+                        cut(j.args, 60),
                     ]
                     for p, j in jobs
                 ],
@@ -84,7 +86,7 @@ def queues(ctx: click.Context, output: str) -> None:
     rt = runtime.configure(Settings.from_env())
     found = queue_store.infos(rt.redis, time.time())
     if output == "json":
-        emit_json(found)
+        emit_json([dataclasses.asdict(q) for q in found])
         return
     click.echo(
         table(
@@ -92,7 +94,7 @@ def queues(ctx: click.Context, output: str) -> None:
             [
                 [
                     q.name,
-                    q.depth,
+                    str(q.depth),
                     duration(q.latency),
                     f"{q.processed_per_minute:.1f}",
                     f"{q.failed_per_minute:.1f}",
@@ -114,7 +116,7 @@ def queues_show(queue: str, start: int, limit: int, output: str) -> None:
     rt = runtime.configure(Settings.from_env())
     jobs = queue_store.browse(rt.redis, _queue_name(queue), start, limit)
     if output == "json":
-        emit_json(jobs)
+        emit_json([dataclasses.asdict(j) for j in jobs])
         return
     now = time.time()
     click.echo(
@@ -122,11 +124,11 @@ def queues_show(queue: str, start: int, limit: int, output: str) -> None:
             ["#", "WORKER", "JOB ID", "WAITING", "ARGUMENTS"],
             [
                 [
-                    j.position,
+                    str(j.position),
                     j.task,
                     j.id,
                     duration(None if j.enqueued_at is None else now - j.enqueued_at),
-                    busy_store.cut(f"{j.args} {j.kwargs}", 60),
+                    cut(f"{j.args} {j.kwargs}", 60),
                 ]
                 for j in jobs
             ],

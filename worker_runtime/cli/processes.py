@@ -163,13 +163,14 @@ def beat(packages: str, loglevel: str) -> None:
     help="user:password for Flower's basic auth [env: FLOWER_BASIC_AUTH]. Required.",
 )
 def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
-    """Run the Flower dashboard, with basic authentication (on /metrics too, unless
-    FLOWER_METRICS_PUBLIC=true)."""
-    from worker_runtime.web import dashboard
+    """Run the Flower dashboard with the job pages, with basic authentication (on /metrics
+    too, unless FLOWER_METRICS_PUBLIC=true)."""
+    from worker_runtime.web import dashboard, pages
 
     try:
         dashboard.check_credentials(basic_auth)
         public = dashboard.metrics_public(os.environ)
+        pages.install(os.environ)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
     rt = start("", loglevel, discover=False)

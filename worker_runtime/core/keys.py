@@ -30,6 +30,23 @@ class Keys:
         return f"{self.prefix}:schedule:wake"
 
     @property
+    def scheduled_index(self) -> str:
+        """Sorted set of every waiting `perform_in`/`perform_at` job id (all queues) by due time.
+
+        A browsing index beside the per-queue sets (which stay what dispatchers read): one set
+        per kind lets a page or the CLI read a window with one ZRANGE, however many wait."""
+        return f"{self.prefix}:schedule:index:scheduled"
+
+    @property
+    def retries_index(self) -> str:
+        """Sorted set of every waiting retry's job id (all queues) by due time: the Retries."""
+        return f"{self.prefix}:schedule:index:retries"
+
+    def history(self, job_id: str) -> str:
+        """List of JSON records of the failed attempts of `job_id` (error, traceback, time)."""
+        return f"{self.prefix}:history:{job_id}"
+
+    @property
     def dead(self) -> str:
         """Sorted set of dead job ids scored by time of death."""
         return f"{self.prefix}:dead"

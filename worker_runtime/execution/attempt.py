@@ -28,8 +28,9 @@ from worker_runtime.execution.time_limits import HARD_LIMIT_REASON, limits, soft
 from worker_runtime.jobs.logger import Logger
 from worker_runtime.jobs.worker import Worker
 from worker_runtime.scheduling.cron_dispatch import release_overlap
-from worker_runtime.store import job_stats
+from worker_runtime.store import history, job_stats
 from worker_runtime.store.dead import DeadJob, DeadJobs
+from worker_runtime.store.history import FailedAttempt
 from worker_runtime.store.schedule_set import schedule
 
 #: The serializer Celery stores results with (kombu's JSON, untyped).
@@ -134,6 +135,13 @@ def _failed(
     rt = runtime.current()
     attempt = int(task.request.retries or 0)
     job_id = str(task.request.id)
+    # Kept for the Retries page's last error and the dead job's attempt history.
+    history.record(
+        rt.redis,
+        rt.keys,
+        job_id,
+        FailedAttempt(attempt + 1, f"{type(exc).__name__}: {exc}", trace, time.time()),
+    )
     if attempt < worker.max_retries:
         delay = retry_delay(
             attempt + 1, exponential=worker.retry_backoff, cap=worker.retry_backoff_max
@@ -155,6 +163,7 @@ def _failed(
             ),
             due=due,
             result_ttl=rt.settings.result_expires,
+            retry=True,
         )
         Logger.warning(
             message=f"{worker.task_name}[{job_id}] failed ({type(exc).__name__}: {exc}); "

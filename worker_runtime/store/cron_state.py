@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,9 +42,10 @@ class Schedule:
 class CronEntry:
     schedule: Schedule
     enabled: bool
-    next_run: datetime
-    #: The newest tick fired (by any beat), or None if it never fired.
-    last_tick: datetime | None
+    #: Epoch seconds of the next tick.
+    next_run: float
+    #: Epoch seconds of the newest tick fired (by any beat), or None if it never fired.
+    last_tick: float | None
     last_job: str | None
     #: Celery state of `last_job` (SUCCESS, FAILURE, RETRY, PENDING, ...), or None.
     last_status: str | None
@@ -97,8 +98,10 @@ def entries(client: redis.Redis, keys: Keys, now: datetime) -> list[CronEntry]:
             CronEntry(
                 schedule=schedule,
                 enabled=schedule.task.encode() not in disabled,
-                next_run=next_fire(schedule.expression, now, ZoneInfo(schedule.timezone)),
-                last_tick=None if tick is None else datetime.fromtimestamp(float(tick), UTC),
+                next_run=next_fire(
+                    schedule.expression, now, ZoneInfo(schedule.timezone)
+                ).timestamp(),
+                last_tick=None if tick is None else float(tick),
                 last_job=job,
                 last_status=_status(meta) if job else None,
             )

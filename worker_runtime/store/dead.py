@@ -1,7 +1,8 @@
 """The dead-job store: jobs that failed their last retry, and messages that cannot run, kept in
 Redis for a person to act on.
 
-Owns the record format and list/retry/purge. Jobs reach it from `execution.py` after their final
+Owns the record format and list/show/retry/delete/purge (the CLI and the Dead page call the
+same methods). Jobs reach it from `execution.py` after their final
 attempt (an exception, a lost worker process, a result JSON cannot carry); messages that are
 not runnable jobs (not JSON, not an envelope, an unknown task) reach it from `intake.py` with
 their raw body, so nothing is dropped silently. Bounded like Sidekiq's dead set: beyond
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -21,11 +23,24 @@ import redis
 from worker_runtime.core.keys import Keys
 from worker_runtime.core.messages import build_message
 from worker_runtime.core.queues import DEFAULT, QUEUES
-from worker_runtime.store.enqueue import push
+from worker_runtime.store.browse import UnknownJobError, Window, read_window
+from worker_runtime.store.history import forget
 
 #: Bytes of an unrunnable message's body kept in its record: enough to see what it was, not
 #: enough for one huge bad message to fill Redis.
 RAW_LIMIT = 64 * 1024
+
+
+#: KEYS: dead zset, dead records hash, queue list. ARGV: job id, message. Requeues the message
+#: only if this call took the id off the dead set.
+_REQUEUE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('LPUSH', KEYS[3], ARGV[2])
+return 1
+"""
 
 
 class DeadJobError(ValueError):
@@ -77,6 +92,7 @@ class DeadJobs:
         self._client = client
         self._keys = keys
         self._max_jobs = max_jobs
+        self._requeue = client.register_script(_REQUEUE)
 
     def add(self, job: DeadJob) -> None:
         with self._client.pipeline(transaction=True) as pipe:
@@ -99,6 +115,35 @@ class DeadJobs:
             return []
         raws = self._client.hmget(self._keys.dead_records, ids)
         return [DeadJob(**json.loads(raw)) for raw in raws if raw is not None]
+
+    def window(
+        self,
+        offset: int = 0,
+        limit: int = 50,
+        *,
+        match: Callable[[DeadJob], bool] | None = None,
+    ) -> Window[DeadJob]:
+        """Most recent first, one window of the set (see browse.read_window)."""
+        return read_window(
+            self._client,
+            self._keys.dead,
+            self._load,
+            offset=offset,
+            limit=limit,
+            match=match,
+            newest_first=True,
+        )
+
+    def show(self, job_id: str) -> DeadJob:
+        job = self.get(job_id)
+        if job is None:
+            raise UnknownJobError(f"{job_id}: not in the dead set")
+        return job
+
+    def _load(self, entries: Sequence[tuple[str, float]]) -> list[DeadJob | None]:
+        ids = [job_id for job_id, _ in entries]
+        raws = self._client.hmget(self._keys.dead_records, ids) if ids else []
+        return [None if raw is None else DeadJob(**json.loads(raw)) for raw in raws]
 
     def get(self, job_id: str) -> DeadJob | None:
         raw = self._client.hget(self._keys.dead_records, job_id)
@@ -124,20 +169,51 @@ class DeadJobs:
             message = build_message(
                 task_name=job.task, job_id=job.id, queue=job.queue, args=job.args, kwargs=job.kwargs
             )
-        push(self._client, job.queue, message)
-        self._remove(job_id)
-        return True
+        # Off the dead set and onto the queue in one step: of two retries of the same job
+        # (two clicks, two people) only one pushes it, and a failure cannot lose it between.
+        return bool(
+            self._requeue(
+                keys=[self._keys.dead, self._keys.dead_records, job.queue], args=[job_id, message]
+            )
+        )
+
+    def retry_all(self) -> int:
+        """Retry every dead job, oldest first, a chunk at a time; unretryable ones stay."""
+        done = 0
+        offset = 0
+        while chunk := self.window(offset, 500).items:
+            for job in reversed(chunk):
+                try:
+                    done += self.retry(job.id)
+                except DeadJobError:
+                    offset += 1
+        return done
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete the named records; unknown ids raise after the others went."""
+        missing = [job_id for job_id in job_ids if not self._remove(job_id)]
+        if missing:
+            raise UnknownJobError(f"not in the dead set: {', '.join(missing)}")
+        return len(job_ids)
 
     def purge(self, job_id: str | None = None) -> int:
         if job_id is not None:
             return self._remove(job_id)
-        n = self.count()
-        self._client.delete(self._keys.dead, self._keys.dead_records)
+        # Histories go by chunks of ids (they also expire on their own); then the set.
+        n = 0
+        while ids := cast(list[bytes], self._client.zrange(self._keys.dead, 0, 999)):
+            names = [raw.decode() for raw in ids]
+            forget(self._client, self._keys, names)
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.zrem(self._keys.dead, *names)
+                pipe.hdel(self._keys.dead_records, *names)
+                n += int(pipe.execute()[0])
         return n
 
     def _remove(self, job_id: str) -> int:
         with self._client.pipeline(transaction=True) as pipe:
             pipe.zrem(self._keys.dead, job_id)
             pipe.hdel(self._keys.dead_records, job_id)
-            removed, _ = pipe.execute()
+            pipe.delete(self._keys.history(job_id))
+            removed, _, _ = pipe.execute()
         return int(removed)

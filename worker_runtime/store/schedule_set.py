@@ -8,9 +8,10 @@ are redelivered when the delay outlives the visibility timeout (celery#2599, kom
 Any number of dispatchers may run (each worker and each beat runs one:
 scheduling/dispatcher.py). The move is one Lua script, atomic in Redis, so a job is taken by
 exactly one of them. This module is the only one that writes or moves the set's keys
-(`Keys.schedule`, `Keys.payloads`): `schedule()` adds a job, `ScheduleSet.dispatch` (the Lua
-script) moves due ones. It must not build messages or decide
-delays (callers pass a finished message and a due time).
+(`Keys.schedule`, `Keys.payloads`, and the browsing indexes of Scheduled and Retries):
+`schedule()` adds a job, `ScheduleSet.dispatch` (the Lua script) moves due ones, and
+`ScheduleSet.take` takes chosen ones out (run now, delete, kill: scheduled_jobs.py). It must not
+build messages or decide delays (callers pass a finished message and a due time).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from worker_runtime.core.queues import QUEUES
 
 log = logging.getLogger(__name__)
 
-#: KEYS: payload hash, then (schedule zset, queue list) per queue in priority order.
+#: KEYS: payload hash, the two browsing indexes (Keys.scheduled_index, Keys.retries_index),
+#: then (schedule zset, queue list) per queue in priority order.
 #: ARGV: now (epoch), batch size. Moves at most a batch of due jobs in all and returns
 #: {how many ids it took off the sets, the earliest due time left in them (a string) or false}.
 #: An id whose payload is missing is dropped (and counted) rather than found again on every
@@ -38,9 +40,13 @@ _MOVE_DUE = """
 local budget = tonumber(ARGV[2])
 local moved = 0
 local next_due = false
-for i = 2, #KEYS, 2 do
+for i = 4, #KEYS, 2 do
   if moved < budget then
     local ids = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', ARGV[1], 'LIMIT', 0, budget - moved)
+    if #ids > 0 then
+      redis.call('ZREM', KEYS[2], unpack(ids))
+      redis.call('ZREM', KEYS[3], unpack(ids))
+    end
     for _, id in ipairs(ids) do
       local message = redis.call('HGET', KEYS[1], id)
       redis.call('ZREM', KEYS[i], id)
@@ -57,6 +63,35 @@ for i = 2, #KEYS, 2 do
   end
 end
 return {moved, next_due}
+"""
+
+#: KEYS: payload hash, the index of one kind (scheduled or retries), then (schedule zset,
+#: queue list) per queue. ARGV: "push" or "take", then job ids. Takes each id that is in the
+#: index out of the schedule set, atomically with the dispatchers' move (so a job is either
+#: moved by them or taken here, never both), and pushes it onto its queue ("push": run now)
+#: or hands it back ("take": delete, kill). Returns {id, message, ...} of the ids taken.
+_TAKE = """
+local out = {}
+for n = 2, #ARGV do
+  local id = ARGV[n]
+  if redis.call('ZREM', KEYS[2], id) == 1 then
+    for i = 3, #KEYS, 2 do
+      if redis.call('ZREM', KEYS[i], id) == 1 then
+        local message = redis.call('HGET', KEYS[1], id)
+        redis.call('HDEL', KEYS[1], id)
+        if message then
+          if ARGV[1] == 'push' then
+            redis.call('LPUSH', KEYS[i + 1], message)
+          end
+          table.insert(out, id)
+          table.insert(out, message)
+        end
+        break
+      end
+    end
+  end
+end
+return out
 """
 
 BATCH = 500
@@ -78,8 +113,11 @@ def schedule(
     message: str,
     due: datetime,
     result_ttl: int,
+    retry: bool = False,
 ) -> None:
     """Hold a job in Redis until `due`; a dispatcher then moves it onto `queue`.
+
+    `retry` files it under the Retries (a failed attempt's next one), else under Scheduled.
 
     The payload goes in before the id enters the sorted set (MULTI/EXEC makes both visible
     together anyway) so a dispatcher never sees an id without its message. The result key gets
@@ -100,6 +138,7 @@ def schedule(
     with client.pipeline(transaction=True) as pipe:
         pipe.hset(keys.payloads, job_id, message)
         pipe.zadd(keys.schedule(queue), {job_id: due_epoch})
+        pipe.zadd(keys.retries_index if retry else keys.scheduled_index, {job_id: due_epoch})
         pipe.set(result_key(job_id), meta, ex=int(wait) + result_ttl)
         if wait < WAKE_WITHIN:
             # Same round trip; a dispatcher may have planned to sleep past this due time.
@@ -128,6 +167,7 @@ class ScheduleSet:
         self._client = client
         self._keys = keys
         self._move = client.register_script(_MOVE_DUE)
+        self._take = client.register_script(_TAKE)
 
     def move_due(self, now: float) -> int:
         """Move every job due at or before `now` onto its queue; return how many moved."""
@@ -135,7 +175,7 @@ class ScheduleSet:
 
     def dispatch(self, now: float) -> Pass:
         """Move every job due at or before `now`; say how many, and when the next falls due."""
-        keys = [self._keys.payloads]
+        keys = [self._keys.payloads, self._keys.scheduled_index, self._keys.retries_index]
         for queue in QUEUES:
             keys += [self._keys.schedule(queue), queue]
         moved = 0
@@ -144,6 +184,17 @@ class ScheduleSet:
             moved += int(n)
             if int(n) < BATCH:
                 return Pass(moved, None if next_due is None else float(next_due))
+
+    def take(self, index: str, job_ids: list[str], *, push: bool) -> dict[str, str]:
+        """Take the jobs of `job_ids` filed under `index` (Keys.scheduled_index or
+        Keys.retries_index) out of the set: onto their queues now if `push`, else dropped.
+        Returns id -> message of those taken; an id not (or no longer) waiting is left out.
+        """
+        keys = [self._keys.payloads, index]
+        for queue in QUEUES:
+            keys += [self._keys.schedule(queue), queue]
+        taken: list[bytes] = self._take(keys=keys, args=["push" if push else "take", *job_ids])
+        return {taken[i].decode(): taken[i + 1].decode() for i in range(0, len(taken), 2)}
 
     @property
     def wake_channel(self) -> str:
