@@ -68,10 +68,11 @@ def describe(client: redis.Redis, tags: Sequence[str]) -> dict[str, tuple[str, s
                 envelope = json.loads(envelope)
             headers = envelope["headers"]
             task = str(headers.get("task") or "?")
-            args = f"{headers.get('argsrepr') or ''} {headers.get('kwargsrepr') or ''}"
+            shown = (headers.get("argsrepr") or "", headers.get("kwargsrepr") or "")
+            args = " ".join(part for part in shown if part not in ("", "()", "{}"))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             continue  # not a Celery message: the page shows the id alone
-        found[tag] = (task, cut(args.strip().removesuffix("{}").strip()))
+        found[tag] = (task, cut(args))
     return found
 
 
