@@ -2,10 +2,11 @@
 
 Owns the list of host packages (container runtime, CNI plugins, image builder, rootfs tools,
 packet filter tools, and the Prometheus the e2e tests scrape the operator with) and the
-`apt-get` calls (the browser tests install Debian's chromium through `ensure_packages` too). Must not start anything, configure anything or touch a package that is
-already installed: when everything is present it only runs `dpkg-query` once (tens of
-milliseconds). Root is required to install; a missing package as non-root is an
-error that names the packages and the command to run.
+`apt-get` calls (the browser tests install Debian's chromium through `ensure_packages` too).
+Must not start anything, configure anything or touch a package that is already installed:
+when everything is present it only runs `dpkg-query` once (tens of milliseconds). Root is
+required to install; a missing package as non-root is an error that names the packages and
+the command to run.
 """
 
 from __future__ import annotations

@@ -103,12 +103,18 @@ def scheduled(ctx: click.Context) -> None:
     rt = runtime.configure(Settings.from_env())
     schedule_set = ScheduleSet(rt.redis, rt.keys)
     now = time.time()
-    rows = [[e.queue, str(e.count), relative(e.next_due, now)] for e in schedule_set.summary()]
-    click.echo(table(["QUEUE", "WAITING", "NEXT DUE"], rows))
+    rows = [
+        [e.queue, str(e.count), stamp(e.next_due), relative(e.next_due, now)]
+        for e in schedule_set.summary()
+    ]
+    click.echo(table(["QUEUE", "WAITING", "NEXT DUE", ""], rows))
     per_worker = schedule_set.per_worker()
     if per_worker:
-        rows = [[task, str(n), relative(due, now)] for task, (n, due) in sorted(per_worker.items())]
-        click.echo("\n" + table(["WORKER", "WAITING", "NEXT DUE"], rows))
+        rows = [
+            [task, str(n), stamp(due), relative(due, now)]
+            for task, (n, due) in sorted(per_worker.items())
+        ]
+        click.echo("\n" + table(["WORKER", "WAITING", "NEXT DUE", ""], rows))
 
 
 @click.group()

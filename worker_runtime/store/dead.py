@@ -140,7 +140,7 @@ class DeadJobs:
             raise UnknownJobError(f"{job_id}: not in the dead set")
         return job
 
-    def _load(self, entries: Sequence[tuple[str, float]]) -> list[DeadJob | None]:
+    def _load(self, entries: Sequence[tuple[str, float]]) -> Sequence[DeadJob | None]:
         ids = [job_id for job_id, _ in entries]
         raws = self._client.hmget(self._keys.dead_records, ids) if ids else []
         return [None if raw is None else DeadJob(**json.loads(raw)) for raw in raws]

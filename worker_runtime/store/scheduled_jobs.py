@@ -115,7 +115,7 @@ class ScheduledJobs:
         """Delete the jobs for good: taken out atomically, so none of them ever runs (an id
         the dispatchers moved first is not deleted, and is reported as unknown)."""
         taken = self._set.take(self._index, list(job_ids), push=False)
-        self._revoke(taken, result_ttl)
+        self._revoke(list(taken), result_ttl)
         self._check(job_ids, taken)
         return list(taken)
 
@@ -192,7 +192,7 @@ class ScheduledJobs:
             return
         with self._client.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                meta = {
+                meta: dict[str, Any] = {
                     "status": "REVOKED",
                     "result": {
                         "exc_type": "TaskRevokedError",

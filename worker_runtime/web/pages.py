@@ -25,6 +25,7 @@ import tornado.ioloop
 import tornado.template
 import tornado.web
 from flower.views import BaseHandler
+from tornado.routing import URLSpec
 
 from worker_runtime.core.settings import SettingsError
 from worker_runtime.web import paging, slot_controls, views
@@ -44,7 +45,7 @@ JOB_TABS: tuple[tuple[str, str, str], ...] = (
     ("cron", "Cron", "/cron"),
 )
 
-_routes: list[tornado.web.URLSpec] = []
+_routes: list[URLSpec] = []
 T = TypeVar("T")
 
 
@@ -52,7 +53,7 @@ def route(pattern: str, handler: type[tornado.web.RequestHandler], name: str | N
     """Register a page; page modules in web/views/ call this at import time."""
     if any(spec.regex.pattern == pattern + "$" for spec in _routes):
         raise ValueError(f"page route {pattern!r} is registered twice")
-    _routes.append(tornado.web.url(pattern, handler, name=name))
+    _routes.append(URLSpec(pattern, handler, name=name))
 
 
 def read_only(env: Mapping[str, str]) -> bool:
@@ -80,7 +81,7 @@ def install(env: Mapping[str, str]) -> None:
         importlib.import_module(module.name)
     handlers: list[Any] = flower.urls.handlers
     slot_controls.install(handlers)
-    known = {spec.regex.pattern for spec in handlers if isinstance(spec, tornado.web.URLSpec)}
+    known = {spec.regex.pattern for spec in handlers if isinstance(spec, URLSpec)}
     # Flower's last route is its catch-all 404 (r".*"): ours go before it.
     catch_all = len(handlers) - 1
     handlers[catch_all:catch_all] = [spec for spec in _routes if spec.regex.pattern not in known]
@@ -88,8 +89,13 @@ def install(env: Mapping[str, str]) -> None:
 
 def _job_tabs(handler: tornado.web.RequestHandler) -> list[tuple[str, str, str]]:
     """(route name, label, href under `--url_prefix`) of each job tab, for the navbar."""
-    prefix = (handler.application.options.url_prefix or "").strip("/")
+    prefix = _url_prefix(handler)
     return [(name, label, f"/{prefix}{path}" if prefix else path) for name, label, path in JOB_TABS]
+
+
+def _url_prefix(handler: tornado.web.RequestHandler) -> str:
+    options: Any = getattr(handler.application, "options", None)
+    return str(getattr(options, "url_prefix", "") or "").strip("/")
 
 
 class FlowerAndOurLoader(tornado.template.Loader):
@@ -110,7 +116,7 @@ class FlowerAndOurLoader(tornado.template.Loader):
 
 def authenticated(method: Callable[..., Any]) -> Callable[..., Any]:
     """Tornado's login check, typed: every page GET and every action POST carries it."""
-    return tornado.web.authenticated(method)  # type: ignore[no-any-return]
+    return tornado.web.authenticated(method)
 
 
 class JobPage(BaseHandler):  # type: ignore[misc]
@@ -143,7 +149,7 @@ class JobPage(BaseHandler):  # type: ignore[misc]
 
     def page_url(self, path: str, **query: Any) -> str:
         """`path` under Flower's `--url_prefix`, with the non-empty `query` values."""
-        prefix = (self.application.options.url_prefix or "").strip("/")
+        prefix = _url_prefix(self)
         base = f"/{prefix}{path}" if prefix else path
         args = {key: value for key, value in query.items() if value not in (None, "")}
         return f"{base}?{urlencode(args)}" if args else base

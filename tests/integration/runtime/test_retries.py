@@ -112,9 +112,10 @@ def test_a_job_that_always_fails_is_dead_after_its_retries_and_the_cli_lists_ret
     assert len(ran(rt.redis, "fails")) == 3
 
     listing = workerpool(env, "dead", "list")
-    assert listing.splitlines()[0] == "1 dead job(s)"
-    assert f"{result.id}  {AlwaysFails.task_name}  attempts=3" in listing
-    assert "ValueError: boom k" in listing
+    assert listing.splitlines()[-1] == "(1 shown of 1 dead job(s))"
+    row = next(line for line in listing.splitlines() if line.startswith(result.id))
+    assert row.split()[1:4] == [AlwaysFails.task_name, '["k"]', "3"], row
+    assert row.endswith("ValueError: boom k"), row
 
     assert workerpool(env, "dead", "retry", result.id).strip() == "requeued 1 job(s)"
     wait_for(
@@ -129,9 +130,12 @@ def test_a_job_that_always_fails_is_dead_after_its_retries_and_the_cli_lists_ret
         message=lambda: f"death after 6 runs (ran {len(ran(rt.redis, 'fails'))})",
     )
 
-    assert workerpool(env, "dead", "purge").strip() == "purged 1 dead job(s)"
+    assert workerpool(env, "dead", "purge", "--yes").strip() == "purged 1 dead job(s)"
     assert store.count() == 0
-    assert workerpool(env, "dead", "list").splitlines() == ["0 dead job(s)"]
+    assert workerpool(env, "dead", "list").splitlines() == [
+        "no dead jobs here",
+        "(0 shown of 0 dead job(s))",
+    ]
 
 
 def test_a_return_value_json_cannot_store_fails_visibly_in_the_dead_set(

@@ -94,8 +94,10 @@ def test_messages_that_are_not_jobs_are_kept_and_the_worker_keeps_running(
     listing = workerpool(env, "dead", "list", "--limit", "100")
     assert listing.returncode == 0, listing.stderr
     assert "not JSON" in listing.stdout
-    assert "queue=default" in listing.stdout
-    assert "raw: 'garbage'" in listing.stdout
+    garbage = next(job for job in store.list(100) if job.raw == "garbage")
+    shown = workerpool(env, "dead", "show", garbage.id)
+    assert "queue:     default" in shown.stdout
+    assert "raw: 'garbage'" in shown.stdout
     truncated = next(job for job in store.list(100) if job.raw_truncated)
     refused = workerpool(env, "dead", "retry", truncated.id)
     assert refused.returncode == 1
@@ -103,7 +105,7 @@ def test_messages_that_are_not_jobs_are_kept_and_the_worker_keeps_running(
         f"Error: {truncated.id}: its body was longer than {RAW_LIMIT} bytes and was truncated; "
         "it cannot be retried, only purged"
     ]
-    purged = workerpool(env, "dead", "purge")
+    purged = workerpool(env, "dead", "purge", "--yes")
     assert purged.stdout.strip() == f"purged {len(BAD)} dead job(s)"
 
 
