@@ -4,8 +4,9 @@
 real `workerpool flower`; N jobs (default 100,000) wait in each of `default` and `low`, 50
 pods of 8 busy slots report on Busy, 20 cron schedules are declared, and the minute and day
 timelines are full. Each page is fetched R times over HTTP with the login; the median and
-worst times are printed (target: under 200 ms a page). A benchmark, not a test: it asserts
-nothing about speed.
+worst times are printed (target: under 200 ms a page), then the time to delete one waiting job
+at the front and at the back of a queue, with and without the position a page passes. A
+benchmark, not a test: it asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from tests.controlplane.waiting import wait_for
 from worker_runtime.core.keys import Keys
 from worker_runtime.core.messages import build_message, new_job_id
 from worker_runtime.local.embedded_redis import EmbeddedRedis, free_port
-from worker_runtime.store import busy, cron_state, job_stats
+from worker_runtime.store import busy, cron_state, job_stats, queues
 from worker_runtime.store.enqueue import push_many
 
 PAGES = ("/dashboard", "/busy", "/queues", "/queues/default", "/queues/low", "/cron")
@@ -115,9 +116,24 @@ def main() -> None:
                     f"{path:<18} {1000 * statistics.median(times):>10.1f} "
                     f"{1000 * max(times):>10.1f}"
                 )
+            deletes(client)
         finally:
             flower.terminate()
             flower.wait(20)
+
+
+def deletes(client: redis.Redis) -> None:
+    """Deleting one waiting job: the page passes where it showed it; the CLI does not."""
+    depth = int(client.llen("low"))
+    for label, position, hint in (
+        ("delete, next job", 0, None),
+        ("delete, last job", depth - 1, None),
+        ("delete, last (page)", depth - 2, depth - 2),
+    ):
+        [job] = queues.browse(client, "low", position, 1)
+        started = time.perf_counter()
+        queues.delete(client, "low", job.id, hint)
+        print(f"{label:<18} {1000 * (time.perf_counter() - started):>10.1f}")
 
 
 def _up(base: str) -> bool:

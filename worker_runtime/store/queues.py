@@ -120,17 +120,24 @@ def browse(client: redis.Redis, queue: str, start: int = 0, count: int = 25) -> 
     return jobs
 
 
-def delete(client: redis.Redis, queue: str, job_id: str) -> None:
+def delete(client: redis.Redis, queue: str, job_id: str, near: int | None = None) -> None:
     """Remove job `job_id` from `queue` before a slot takes it; QueueError if it is not there.
 
-    The list is read in chunks (no Lua script holds Redis for a long scan) and the message is
-    removed by value with LREM, which removes nothing if a slot took it meanwhile.
+    `near` is where a page showed the job (its position): that stretch of the list is read
+    first, since slots only move jobs towards the front. Otherwise the list is read in chunks
+    from the front (no Lua script holds Redis for a long scan). The message is removed by
+    value with LREM, which removes nothing if a slot took it meanwhile.
     """
     check_queue(queue, "queue")
     needle = f'"id": "{job_id}"'.encode()
     length = int(client.llen(queue))
-    for end in range(length, 0, -_SCAN_CHUNK):
-        for raw in client.lrange(queue, max(0, end - _SCAN_CHUNK), end - 1):
+    # Ranges in list indexes (front = the end of the list, as slots pop from the right).
+    spans = [(max(0, end - _SCAN_CHUNK), end - 1) for end in range(length, 0, -_SCAN_CHUNK)]
+    if near is not None and 0 <= near < length:
+        at = length - 1 - near
+        spans.insert(0, (max(0, at - _SCAN_CHUNK // 2), min(length - 1, at + _SCAN_CHUNK // 2)))
+    for start, stop in spans:
+        for raw in client.lrange(queue, start, stop):
             found = needle in raw and decode_message(raw)["id"] == job_id
             if found and int(client.lrem(queue, 1, raw)):  # type: ignore[arg-type]
                 return

@@ -81,11 +81,13 @@ class QueuePage(JobPage):
         self.refuse_if_read_only()
         queue = self._queue(name)
         path = f"/queues/{queue}"
-        act, _, job_id = self.get_body_argument("act", "").partition(":")
+        act, _, target = self.get_body_argument("act", "").partition(":")
+        job_id, _, position = target.partition("@")
+        near = int(position) if position.isdigit() else None
         rt = runtime.current()
         if act == "delete" and job_id:
             try:
-                await self.blocking(queues.delete, rt.redis, queue, job_id)
+                await self.blocking(queues.delete, rt.redis, queue, job_id, near)
             except queues.QueueError as exc:
                 self.done(path, f"{exc} (already taken by a worker, or deleted)")
                 return
