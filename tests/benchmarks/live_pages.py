@@ -124,15 +124,15 @@ def main() -> None:
 
 def deletes(client: redis.Redis) -> None:
     """Deleting one waiting job: the page passes where it showed it; the CLI does not."""
-    depth = int(client.llen("low"))
-    for label, position, hint in (
-        ("delete, next job", 0, None),
-        ("delete, last job", depth - 1, None),
-        ("delete, last (page)", depth - 2, depth - 2),
+    for label, back, hint in (
+        ("delete, next job", False, False),
+        ("delete, last job", True, False),
+        ("delete, last (page)", True, True),
     ):
+        position = int(client.llen("low")) - 1 if back else 0
         [job] = queues.browse(client, "low", position, 1)
         started = time.perf_counter()
-        queues.delete(client, "low", job.id, hint)
+        queues.delete(client, "low", job.id, position if hint else None)
         print(f"{label:<18} {1000 * (time.perf_counter() - started):>10.1f}")
 
 

@@ -13,7 +13,7 @@ import click
 from worker_runtime import runtime
 from worker_runtime.cli.common import one_line_errors
 from worker_runtime.cli.jobs import window_options
-from worker_runtime.cli.tables import cut, emit_json, relative, stamp, table
+from worker_runtime.cli.tables import arguments, cut, emit_json, relative, stamp, table
 from worker_runtime.core.settings import Settings
 from worker_runtime.store.dead import DeadJobs
 from worker_runtime.store.history import history
@@ -50,7 +50,7 @@ def dead_list(limit: int, offset: int, task: str | None, text: str | None, outpu
         [
             job.id,
             job.task,
-            cut(job.args, 30),
+            arguments(job.args, job.kwargs, 40),
             str(job.attempts),
             relative(job.failed_at, now),
             cut(job.error, 60),

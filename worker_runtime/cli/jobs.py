@@ -12,7 +12,15 @@ import click
 
 from worker_runtime import runtime
 from worker_runtime.cli.common import one_line_errors
-from worker_runtime.cli.tables import cut, emit_json, output_option, relative, stamp, table
+from worker_runtime.cli.tables import (
+    arguments,
+    cut,
+    emit_json,
+    output_option,
+    relative,
+    stamp,
+    table,
+)
 from worker_runtime.core.settings import Settings
 from worker_runtime.store.dead import DeadJobs
 from worker_runtime.store.schedule_set import ScheduleSet
@@ -52,7 +60,7 @@ def _list(
         [
             job.id,
             job.task,
-            cut(job.args, 30),
+            arguments(job.args, job.kwargs, 40),
             relative(job.due, now),
             job.queue,
             str(job.retries),

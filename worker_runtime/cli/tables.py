@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from worker_runtime.core.display import cut, relative, stamp
+from worker_runtime.core.display import arguments, cut, relative, stamp
 
-__all__ = ["cut", "emit_json", "output_option", "relative", "stamp", "table"]
+__all__ = ["arguments", "cut", "emit_json", "output_option", "relative", "stamp", "table"]
 
 output_option = click.option(
     "--output",

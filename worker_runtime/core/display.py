@@ -49,3 +49,10 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return _span(max(0.0, seconds)) if seconds >= 60 else f"{max(0, int(seconds))}s"
+
+
+def arguments(args: list[Any], kwargs: dict[str, Any], width: int = 80) -> str:
+    """A job's arguments as its call reads: '1, "x", user_id=42', cut to `width`."""
+    parts = [json.dumps(value, default=repr) for value in args]
+    parts += [f"{name}={json.dumps(value, default=repr)}" for name, value in kwargs.items()]
+    return cut(", ".join(parts), width)

@@ -86,7 +86,7 @@ class ScheduledJobs:
         shown = read_window(
             self._client,
             self._index,
-            lambda entries: self._load(entries, with_errors=with_errors),
+            lambda entries: self._load(entries, with_errors=with_errors, worker=task),
             offset=offset,
             limit=limit,
             match=(lambda job: matches(job, task, text)) if task or text else None,
@@ -152,13 +152,19 @@ class ScheduledJobs:
             raise UnknownJobError(f"not a waiting {self.noun}: {', '.join(missing)}")
 
     def _load(
-        self, entries: Sequence[tuple[str, float]], *, with_errors: bool = False
+        self,
+        entries: Sequence[tuple[str, float]],
+        *,
+        with_errors: bool = False,
+        worker: str | None = None,
     ) -> list[ScheduledJob | None]:
+        """The jobs of `entries` (None for a gone one, or one whose message cannot name
+        `worker`: the worker's name is plain text in a message, so that skips decoding)."""
         ids = [job_id for job_id, _ in entries]
         raws = self._client.hmget(self._keys.payloads, ids) if ids else []
         jobs: list[ScheduledJob | None] = []
         for (job_id, due), raw in zip(entries, raws, strict=True):
-            if raw is None:
+            if raw is None or (worker and worker.encode() not in raw):
                 jobs.append(None)
                 continue
             fields = decode_message(raw)

@@ -114,7 +114,7 @@ def test_a_job_that_always_fails_is_dead_after_its_retries_and_the_cli_lists_ret
     listing = workerpool(env, "dead", "list")
     assert listing.splitlines()[-1] == "(1 shown of 1 dead job(s))"
     row = next(line for line in listing.splitlines() if line.startswith(result.id))
-    assert row.split()[1:4] == [AlwaysFails.task_name, '["k"]', "3"], row
+    assert row.split()[1:4] == [AlwaysFails.task_name, '"k"', "3"], row
     assert row.endswith("ValueError: boom k"), row
 
     assert workerpool(env, "dead", "retry", result.id).strip() == "requeued 1 job(s)"

@@ -267,11 +267,11 @@ def test_scheduled_cli_shows_counts_per_queue_and_per_worker_with_next_due(
     def stamp(when: datetime) -> list[str]:
         return f"{when:%Y-%m-%d %H:%M:%S} UTC".split()
 
-    assert lines["critical"][1:4] == ["2", *stamp(first_critical)]
-    assert lines["default"][1:4] == ["3", *stamp(first_default)]
+    assert lines["critical"][1:5] == ["2", *stamp(first_critical)]
+    assert lines["default"][1:5] == ["3", *stamp(first_default)]
     assert lines["low"][1:3] == ["0", "-"]
-    assert lines[Counted.task_name][1:4] == ["3", *stamp(first_default)]
-    assert lines[SleepyCritical.task_name][1:4] == ["2", *stamp(first_critical)]
+    assert lines[Counted.task_name][1:5] == ["3", *stamp(first_default)]
+    assert lines[SleepyCritical.task_name][1:5] == ["2", *stamp(first_critical)]
     # Relative to now, never a signed count of seconds: "in 4m50s".
-    assert lines["default"][4] == "in"
-    assert lines["default"][5].startswith(("4m", "5m")), lines["default"]
+    assert lines["default"][5] == "in"
+    assert lines["default"][6].startswith(("4m", "5m")), lines["default"]

@@ -13,7 +13,7 @@ from typing import Any
 import tornado.web
 
 from worker_runtime import runtime
-from worker_runtime.core.display import cut, relative, stamp
+from worker_runtime.core.display import arguments, cut, relative, stamp
 from worker_runtime.store.browse import UnknownJobError
 from worker_runtime.store.dead import DeadJobError, DeadJobs
 from worker_runtime.store.history import history
@@ -24,7 +24,7 @@ from worker_runtime.web.paging import DEFAULT_LIMIT, MAX_LIMIT
 PER_JOB = ("retry", "delete")
 #: Actions on the whole set: a POST without `confirm=yes` answers with a confirmation page.
 ON_ALL = {"retry-all": "Retry every dead job", "delete-all": "Delete every dead job"}
-FORMAT = {"relative": relative, "stamp": stamp, "cut": cut}
+FORMAT = {"relative": relative, "stamp": stamp, "cut": cut, "arguments": arguments}
 
 
 def _store() -> DeadJobs:

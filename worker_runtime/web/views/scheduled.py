@@ -12,7 +12,7 @@ from typing import ClassVar
 import tornado.web
 
 from worker_runtime import runtime
-from worker_runtime.core.display import cut, relative, stamp
+from worker_runtime.core.display import arguments, cut, relative, stamp
 from worker_runtime.store.browse import UnknownJobError
 from worker_runtime.store.dead import DeadJobs
 from worker_runtime.store.scheduled_jobs import Kind, ScheduledJobs
@@ -68,6 +68,7 @@ class WaitingJobsPage(JobPage):
             relative=relative,
             stamp=stamp,
             cut=cut,
+            arguments=arguments,
             action_url=self.page_url(self.path),
         )
 

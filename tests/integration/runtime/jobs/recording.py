@@ -119,3 +119,16 @@ class Overruns(Worker):
         record("overruns", key=key)
         time.sleep(seconds)
         return key
+
+
+class FailsOften(Worker):
+    """Fails every time with growing delays: after a few failures its retry waits seconds, long
+    enough for a page to show it (the job pages' browser tests)."""
+
+    max_retries = 10
+    retry_backoff = True
+
+    @classmethod
+    def perform(cls, key: str) -> None:
+        record("fails-often", key=key)
+        raise ConnectionError(f"smtp down for {key}")
