@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 
+from worker_runtime.core.display import cut
 from worker_runtime.core.keys import UNACKED_KEY, Keys
 
 #: Characters of a job's arguments kept in a report (Celery's argsrepr, cut).
@@ -72,12 +73,8 @@ def describe(client: redis.Redis, tags: Sequence[str]) -> dict[str, tuple[str, s
             args = " ".join(part for part in shown if part not in ("", "()", "{}"))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             continue  # not a Celery message: the page shows the id alone
-        found[tag] = (task, cut(args))
+        found[tag] = (task, cut(args, ARGS_LIMIT))
     return found
-
-
-def cut(text: str, limit: int = ARGS_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def publish(client: redis.Redis, keys: Keys, report: PodReport, ttl: float) -> None:
