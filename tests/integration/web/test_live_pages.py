@@ -22,6 +22,7 @@ from tests.integration.scheduling.cronjobs.switchable import SCHEDULE, Switchabl
 from tests.integration.web.conftest import CREDENTIALS, Site, screenshot
 from worker_runtime.core.keys import Keys
 from worker_runtime.core.messages import decode_message
+from worker_runtime.local.embedded_redis import free_port
 from worker_runtime.runtime import Runtime
 from worker_runtime.store import busy
 
@@ -162,3 +163,32 @@ def test_every_page_and_action_needs_the_login_and_the_csrf_token(
         " return getComputedStyle(s).display; }"
     )
     assert hidden == "none"
+
+
+def test_inspecting_a_pool_whose_slots_are_all_busy_logs_one_explained_line(
+    rt: Runtime, spawn: Spawn
+) -> None:
+    spawn("worker", "--concurrency=1")
+    slow = SleepyDefault.perform_async(tag="busy-inspect", seconds=300)  # killed at teardown
+    wait_for(
+        lambda: any(
+            slow.id in {j.id for j in p.jobs} for p in busy.pods(rt.redis, rt.keys, time.time())
+        ),
+        timeout=30,
+        message="every slot to be busy",
+    )
+    port = free_port()
+    flower = spawn(
+        "flower", f"--port={port}", extra_env={"FLOWER_BASIC_AUTH": ":".join(CREDENTIALS)}
+    )
+    site = Site(f"http://127.0.0.1:{port}")
+    for _ in range(3):  # what the Workers page's refresh does
+        assert _request(site, "/api/workers?refresh=1", login=True)[0] == 200
+    wait_for(
+        lambda: "workers did not answer inspect" in flower.output(),
+        timeout=20,
+        message="flower's explained line",
+    )
+    log = flower.output()
+    assert log.count("workers did not answer inspect") == 1
+    assert "Inspect method" not in log
