@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from worker_runtime.cli import dead, jobs, processes
+from worker_runtime.cli import cron, dead, jobs, live, processes
 from worker_runtime.cli.common import use_local_stack
 
 
@@ -38,6 +38,9 @@ for _command in (
     jobs.scheduled,
     jobs.retries,
     dead.dead,
+    live.busy,
+    live.queues,
+    cron.cron,
 ):
     cli.add_command(_command)
 

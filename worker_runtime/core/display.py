@@ -44,6 +44,13 @@ def cut(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def duration(seconds: float | None) -> str:
+    """How long something has run or waited: '45s', '3m05s', '2h04m', '3d2h'; '-' for none."""
+    if seconds is None:
+        return "-"
+    return _span(max(0.0, seconds)) if seconds >= 60 else f"{max(0, int(seconds))}s"
+
+
 def arguments(args: list[Any], kwargs: dict[str, Any], width: int = 80) -> str:
     """A job's arguments as its call reads: '1, "x", user_id=42', cut to `width`."""
     parts = [json.dumps(value, default=repr) for value in args]

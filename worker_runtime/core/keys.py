@@ -73,6 +73,35 @@ class Keys:
         """Held while a cron job of an `overlap = "forbid"` worker is queued or running."""
         return f"{self.prefix}:cron:running:{task_name}"
 
+    @property
+    def busy_pods(self) -> str:
+        """Sorted set of pod names scored by when their busy report lapses (epoch seconds)."""
+        return f"{self.prefix}:busy:pods"
+
+    def busy_pod(self, pod: str) -> str:
+        """JSON of what pod `pod` runs now (store/busy.py), expiring with the report."""
+        return f"{self.prefix}:busy:pod:{pod}"
+
+    @property
+    def cron_schedules(self) -> str:
+        """Hash task name -> JSON of its cron schedule, as the newest beat declared it."""
+        return f"{self.prefix}:cron:schedules"
+
+    @property
+    def cron_disabled(self) -> str:
+        """Set of task names whose cron schedule is disabled: their ticks pass, unfired."""
+        return f"{self.prefix}:cron:disabled"
+
+    @property
+    def cron_last_job(self) -> str:
+        """Hash task name -> id of the newest job its schedule (or run-now) enqueued."""
+        return f"{self.prefix}:cron:last_job"
+
+
+#: Kombu's Redis transport: hash delivery tag -> JSON [message, exchange, routing key] of every
+#: message a consumer holds (kombu.transport.redis.Channel.unacked_key).
+UNACKED_KEY = "unacked"
+
 
 def result_key(job_id: str) -> str:
     """Celery's Redis result backend key for a job (celery.backends.base.KeyValueStoreBackend)."""

@@ -146,6 +146,7 @@ def _failed(
         delay = retry_delay(
             attempt + 1, exponential=worker.retry_backoff, cap=worker.retry_backoff_max
         )
+        due = datetime.now(UTC) + timedelta(seconds=delay)
         schedule(
             rt.redis,
             rt.keys,
@@ -158,8 +159,9 @@ def _failed(
                 args=args,
                 kwargs=kwargs,
                 retries=attempt + 1,
+                enqueued_at=due.timestamp(),
             ),
-            due=datetime.now(UTC) + timedelta(seconds=delay),
+            due=due,
             result_ttl=rt.settings.result_expires,
             retry=True,
         )

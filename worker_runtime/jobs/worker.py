@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -85,7 +86,7 @@ class Worker:
     @classmethod
     def perform_async(cls, *args: Any, **kwargs: Any) -> AsyncResult:
         """Queue the job to run as soon as a worker is free."""
-        job_id, message = cls._message(args, kwargs)
+        job_id, message = cls._message(args, kwargs, time.time())
         rt = runtime.current()
         push(rt.redis, cls.queue, message)
         return AsyncResult(job_id, app=rt.app, task_name=cls.task_name)
@@ -125,7 +126,7 @@ class Worker:
             )
         if when.tzinfo is None:
             when = when.astimezone()  # naive = local time, as datetime.timestamp() reads it
-        job_id, message = cls._message(args, kwargs)
+        job_id, message = cls._message(args, kwargs, max(when.timestamp(), time.time()))
         rt = runtime.current()
         if when <= datetime.now(UTC):
             push(rt.redis, cls.queue, message)
@@ -149,19 +150,27 @@ class Worker:
         """
         ids: list[str] = []
         messages: list[str] = []
+        now = time.time()
         for kwargs in jobs:
-            job_id, message = cls._message((), kwargs)
+            job_id, message = cls._message((), kwargs, now)
             ids.append(job_id)
             messages.append(message)
         push_many(runtime.current().redis, cls.queue, messages, batch=batch_size)
         return ids
 
     @classmethod
-    def _message(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str, str]:
+    def _message(
+        cls, args: tuple[Any, ...], kwargs: Mapping[str, Any], enqueued_at: float | None = None
+    ) -> tuple[str, str]:
         check_arguments(f"{cls.__qualname__}.perform", cls._signature, args, kwargs)
         job_id = new_job_id()
         return job_id, build_message(
-            task_name=cls.task_name, job_id=job_id, queue=cls.queue, args=args, kwargs=kwargs
+            task_name=cls.task_name,
+            job_id=job_id,
+            queue=cls.queue,
+            args=args,
+            kwargs=kwargs,
+            enqueued_at=enqueued_at,
         )
 
 

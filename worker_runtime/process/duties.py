@@ -2,8 +2,9 @@
 
 Forked by the supervisor (and forked again if it dies): the schedule dispatcher (one Redis
 poll per interval), lease renewal of every message a slot holds (a slot blocked in a job
-cannot renew its own; this process can) and the load report summed over slots, all read from
-the slot board. Must not run jobs or hold messages of its own.
+cannot renew its own; this process can), the load report summed over slots and the busy report
+(what each slot runs, for the Busy page), all read from the slot board. Must not run jobs or
+hold messages of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from time import monotonic, sleep
 from typing import NoReturn
 
 from worker_runtime.process import slot as job_slot
+from worker_runtime.process.busy_report import BusyReporter
 from worker_runtime.process.children import exit_code, fork, send
 from worker_runtime.process.lease import LeaseKeeper
 from worker_runtime.process.load_report import LoadReporter
@@ -49,8 +51,8 @@ def board_load(states: list[SlotState]) -> dict[str, dict[str, int]]:
     return found
 
 
-def run(rt: Runtime, board: Board, supervisor: int) -> NoReturn:
-    """In a forked process: dispatcher, leases and load report until SIGTERM."""
+def run(rt: Runtime, board: Board, supervisor: int, queues: tuple[str, ...]) -> NoReturn:
+    """In a forked process: dispatcher, leases, load and busy reports until SIGTERM."""
     code = 1
     try:
         job_slot.forked(supervisor)
@@ -66,11 +68,14 @@ def run(rt: Runtime, board: Board, supervisor: int) -> NoReturn:
         )
         load = LoadReporter(rt.redis, read=lambda: board_load(states()))
         dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
+        running = BusyReporter(rt.redis, rt.keys, states, queues, supervisor)
         leases.start()
         load.start()
         dispatcher.start()
+        running.start()
         while not stop.wait(1.0):
             pass
+        running.stop()
         dispatcher.stop()
         leases.stop()
         load.stop()
@@ -87,9 +92,10 @@ class DutiesProcess:
     """The supervisor's handle on the duties process: fork it, fork it again if it died,
     stop it at shutdown."""
 
-    def __init__(self, rt: Runtime, board: Board) -> None:
+    def __init__(self, rt: Runtime, board: Board, queues: tuple[str, ...]) -> None:
         self._rt = rt
         self._board = board
+        self._queues = queues
         self.pid: int | None = None
 
     def watch(self, *, restart: bool) -> None:
@@ -104,7 +110,7 @@ class DutiesProcess:
         supervisor = os.getpid()
         pid = fork()
         if pid == 0:
-            run(self._rt, self._board, supervisor)
+            run(self._rt, self._board, supervisor, self._queues)
         self.pid = pid
 
     def stop(self) -> None:

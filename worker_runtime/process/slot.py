@@ -200,6 +200,16 @@ class SlotPool(TaskPool):  # type: ignore[misc]
             self._done += 1
             self._maybe_recycle(config)
 
+    def grow(self, n: int = 1) -> None:
+        # Celery's `pool_grow`/`pool_shrink` controls (Flower's buttons) land here: say why.
+        raise NotImplementedError(
+            "a job slot runs one job; a pod's slots are fixed by --concurrency, and more "
+            "capacity is more pods (the WorkerPool's replicas)"
+        )
+
+    def shrink(self, n: int = 1) -> None:
+        self.grow(n)
+
     def _maybe_recycle(self, config: SlotConfig) -> None:
         why = None
         if config.max_tasks and self._done >= config.max_tasks:

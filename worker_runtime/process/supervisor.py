@@ -82,7 +82,7 @@ class Supervisor:
         self._rt = rt
         self._options = options
         self._board = Board(concurrency)
-        self._duties = duties.DutiesProcess(rt, self._board)
+        self._duties = duties.DutiesProcess(rt, self._board, options.queues)
         self._slots = [Child(i) for i in range(concurrency)]
         self._signals: list[int] = []
         self._stopping = False

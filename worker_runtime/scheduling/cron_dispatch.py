@@ -25,20 +25,25 @@ from worker_runtime.core.cron import next_fire, previous_fire
 from worker_runtime.core.keys import Keys
 from worker_runtime.core.messages import build_message, new_job_id
 from worker_runtime.jobs.worker import Worker
+from worker_runtime.store import cron_state
 
 log = logging.getLogger(__name__)
 
-#: KEYS: token, queue list, running key. ARGV: tick epoch, message, job id, forbid(0/1), hold ttl.
-#: Returns 1 fired, 0 already fired (by this or another beat), -1 skipped: previous still running.
+#: KEYS: token, queue list, running key, disabled set, last-job hash. ARGV: tick epoch,
+#: message, job id, forbid(0/1), hold ttl, task name. Returns 1 fired, 0 already fired (by this
+#: or another beat), -1 skipped: previous still running, -2 skipped: schedule disabled (the
+#: token still advances, so re-enabling never fires the ticks that passed meanwhile).
 _FIRE = """
 local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if tonumber(ARGV[1]) <= last then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
+if redis.call('SISMEMBER', KEYS[4], ARGV[6]) == 1 then return -2 end
 if ARGV[4] == '1' then
   if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
   redis.call('SET', KEYS[3], ARGV[3], 'EX', tonumber(ARGV[5]))
 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[5], ARGV[6], ARGV[3])
 return 1
 """
 
@@ -56,7 +61,7 @@ MISFIRE_GRACE = timedelta(seconds=60)
 class Fired:
     task_name: str
     tick: datetime
-    outcome: int  # 1 fired, 0 fired elsewhere, -1 skipped (overlap)
+    outcome: int  # 1 fired, 0 fired elsewhere, -1 skipped (overlap), -2 skipped (disabled)
     job_id: str
 
 
@@ -78,6 +83,16 @@ class CronDispatcher:
         self._workers = [w for w in workers if w.cron_schedule is not None]
         self._zone = zone
         self._fire_script = client.register_script(_FIRE)
+        # The Cron page and CLI read schedules from Redis: they have no worker classes loaded.
+        cron_state.declare(
+            client,
+            keys,
+            [
+                cron_state.Schedule(w.task_name, w.cron_schedule, zone.key, w.queue, w.cron_overlap)
+                for w in self._workers
+                if w.cron_schedule is not None
+            ],
+        )
         # Ticks at or before `start` are history: the misfire policy decides about them.
         self._cursor = {w.task_name: start for w in self._workers}
         for worker in self._workers:
@@ -139,7 +154,12 @@ class CronDispatcher:
     def _fire(self, worker: type[Worker], tick: datetime) -> Fired:
         job_id = new_job_id()
         message = build_message(
-            task_name=worker.task_name, job_id=job_id, queue=worker.queue, args=(), kwargs={}
+            task_name=worker.task_name,
+            job_id=job_id,
+            queue=worker.queue,
+            args=(),
+            kwargs={},
+            enqueued_at=tick.timestamp(),
         )
         outcome = int(
             self._fire_script(
@@ -147,6 +167,8 @@ class CronDispatcher:
                     self._keys.cron_last(worker.task_name),
                     worker.queue,
                     self._keys.running(worker.task_name),
+                    self._keys.cron_disabled,
+                    self._keys.cron_last_job,
                 ],
                 args=[
                     int(tick.timestamp()),
@@ -154,11 +176,14 @@ class CronDispatcher:
                     job_id,
                     "1" if worker.cron_overlap == "forbid" else "0",
                     worker.cron_overlap_timeout,
+                    worker.task_name,
                 ],
             )
         )
         if outcome == 1:
             log.info("%s: enqueued cron job %s for tick %s", worker.task_name, job_id, tick)
+        elif outcome == -2:
+            log.info("%s: tick %s not fired: the schedule is disabled", worker.task_name, tick)
         elif outcome == -1:
             log.warning(
                 "%s: skipped tick %s, previous run still queued or running (overlap=forbid)",

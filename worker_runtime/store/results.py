@@ -29,11 +29,12 @@ from worker_runtime.store import job_stats
 #: Prefix for `result_backend` naming the class below (celery.app.backends.by_url).
 RESULT_BACKEND = "worker_runtime.store.results:ResultBackend"
 
-#: KEYS: result key, then job_stats' counter and duration hashes. ARGV: encoded meta, expiry
-#: in seconds (0: none), then the attempt's counts (job_stats.fields): how many counter fields,
-#: those fields, the duration bucket field, the sum field and the seconds. Counts first: the
-#: attempt happened even if a SUCCESS is already stored. Returns 0 when a SUCCESS is already
-#: stored (nothing written), 1 when written and published.
+#: KEYS: result key, then job_stats' counter and duration hashes, then its minute and day
+#: timeline hashes. ARGV: encoded meta, expiry in seconds (0: none), then the attempt's counts
+#: (job_stats.Counts): how many counter fields, those fields, the duration bucket field, the sum
+#: field and the seconds, then how many timeline fields, those fields, and the minute and day
+#: hashes' lifetimes. Counts first: the attempt happened even if a SUCCESS is already stored.
+#: Returns 0 when a SUCCESS is already stored (nothing written), 1 when written and published.
 _STORE_UNLESS_SUCCEEDED = """
 local counters = tonumber(ARGV[3])
 for i = 1, counters do
@@ -42,6 +43,14 @@ end
 if counters > 0 then
   redis.call('HINCRBY', KEYS[3], ARGV[4 + counters], 1)
   redis.call('HINCRBYFLOAT', KEYS[3], ARGV[5 + counters], ARGV[6 + counters])
+  local at = 7 + counters
+  local timeline = tonumber(ARGV[at])
+  for i = 1, timeline do
+    redis.call('HINCRBY', KEYS[4], ARGV[at + i], 1)
+    redis.call('HINCRBY', KEYS[5], ARGV[at + i], 1)
+  end
+  redis.call('EXPIRE', KEYS[4], ARGV[at + timeline + 1])
+  redis.call('EXPIRE', KEYS[5], ARGV[at + timeline + 2])
 end
 local current = redis.call('GET', KEYS[1])
 if current then
@@ -85,18 +94,33 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
             )
         expires = self.failure_expires if state == states.FAILURE else self.expires
         counts: list[Any] = [0]
+        # Without counts the timeline keys are not written; any names do.
+        timelines = [job_stats.MINUTE_PREFIX, job_stats.DAY_PREFIX]
         if (stats := job_stats.take(request)) is not None:
-            fields, bucket_field, sum_field, seconds = stats
-            counts = [len(fields), *fields, bucket_field, sum_field, repr(seconds)]
+            counts = [
+                len(stats.jobs),
+                *stats.jobs,
+                stats.bucket,
+                stats.sum,
+                repr(stats.seconds),
+                len(stats.timeline),
+                *stats.timeline,
+                job_stats.MINUTE_TTL,
+                job_stats.DAY_TTL,
+            ]
+            timelines = [stats.minute_key, stats.day_key]
         self.ensure(
-            self._store_unless_succeeded, (self.get_key_for_task(task_id), value, expires, counts)
+            self._store_unless_succeeded,
+            (self.get_key_for_task(task_id), value, expires, counts, timelines),
         )
         return result
 
-    def _store_unless_succeeded(self, key: Any, value: Any, expires: Any, counts: Any) -> None:
+    def _store_unless_succeeded(
+        self, key: Any, value: Any, expires: Any, counts: Any, timelines: list[str]
+    ) -> None:
         if self._store_script is None:
             self._store_script = self.client.register_script(_STORE_UNLESS_SUCCEEDED)
         self._store_script(
-            keys=[key, job_stats.JOBS_KEY, job_stats.DURATION_KEY],
+            keys=[key, job_stats.JOBS_KEY, job_stats.DURATION_KEY, *timelines],
             args=[value, int(expires or 0), *counts],
         )

@@ -28,7 +28,7 @@ from flower.views import BaseHandler
 from tornado.routing import URLSpec
 
 from worker_runtime.core.settings import SettingsError
-from worker_runtime.web import paging, views
+from worker_runtime.web import paging, slot_controls, views
 from worker_runtime.web.paging import Pager
 
 READ_ONLY = "WORKERPOOL_PAGES_READ_ONLY"
@@ -36,6 +36,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 #: The job tabs of the navbar, in Sidekiq's order: (route name, label, path).
 JOB_TABS: tuple[tuple[str, str, str], ...] = (
+    ("dashboard", "Dashboard", "/dashboard"),
     ("busy", "Busy", "/busy"),
     ("queues", "Queues", "/queues"),
     ("scheduled", "Scheduled", "/scheduled"),
@@ -79,6 +80,7 @@ def install(env: Mapping[str, str]) -> None:
     for module in pkgutil.iter_modules(views.__path__, f"{views.__name__}."):
         importlib.import_module(module.name)
     handlers: list[Any] = flower.urls.handlers
+    slot_controls.install(handlers)
     known = {spec.regex.pattern for spec in handlers if isinstance(spec, URLSpec)}
     # Flower's last route is its catch-all 404 (r".*"): ours go before it.
     catch_all = len(handlers) - 1
