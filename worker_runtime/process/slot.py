@@ -17,7 +17,11 @@ jobs, the slot and its supervisor now do:
   here, so while a job runs a thread sends it (`JobHeartbeat`);
 - recycling: after `max_tasks` jobs, or once the slot's resident memory exceeds `max_memory_kib`,
   the slot shuts down warmly between jobs (Celery's own flag, checked before the next fetch) and
-  the supervisor starts a fresh one.
+  the supervisor starts a fresh one;
+- signals: after each job the slot puts back the handlers the job found (a library that set
+  SIGTERM to SIG_IGN must not make the slot deaf to the next warm shutdown), and stops before
+  its next fetch if the supervisor's stop flag went up meanwhile (a SIGTERM the job ignored);
+  SIGHUP is logged and ignored, where Celery would `execv` the whole command inside the slot.
 
 Must not renew leases, dispatch scheduled jobs or touch the heartbeat: the supervisor does that
 once per pod.
@@ -25,7 +29,6 @@ once per pod.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -33,8 +36,10 @@ import sys
 import threading
 from dataclasses import dataclass
 from time import monotonic
+from types import FrameType
 from typing import Any, ClassVar, NoReturn
 
+import celery.apps.worker
 from celery.concurrency.base import apply_target
 from celery.concurrency.solo import TaskPool
 from celery.utils.nodenames import default_nodename, host_format
@@ -42,7 +47,8 @@ from celery.utils.sysinfo import load_average
 from celery.worker import state
 
 from worker_runtime.broker.intake import fetches
-from worker_runtime.process.slot_board import Board, Job
+from worker_runtime.process.children import die_with_parent
+from worker_runtime.process.slot_board import Board, Flag, Job
 from worker_runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,12 @@ class SlotConfig:
     soft_time_limit: float = 0.0
     max_tasks: int = 0
     max_memory_kib: int = 0
+    #: Raised by the supervisor at a warm shutdown; read after each job.
+    stopping: Flag | None = None
+
+
+#: Dispositions a job may change and the slot puts back after it.
+_JOB_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 
 
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -169,6 +181,7 @@ class SlotPool(TaskPool):  # type: ignore[misc]
         )
         if self.heartbeat is not None:
             self.heartbeat.job_started()
+        handlers = {signum: signal.getsignal(signum) for signum in _JOB_SIGNALS}
         try:
             return apply_target(
                 target, args, kwargs, callback, accept_callback, timeout=timeout, **options
@@ -178,28 +191,50 @@ class SlotPool(TaskPool):  # type: ignore[misc]
                 self.heartbeat.job_finished()
             config.board.end(config.index)
             self._done += 1
+            _restore(handlers, config.index)
             self._maybe_recycle(config)
 
     def _maybe_recycle(self, config: SlotConfig) -> None:
         why = None
-        if config.max_tasks and self._done >= config.max_tasks:
+        if config.stopping is not None and config.stopping.is_set():
+            why = "missed its worker's warm shutdown (its job ignored SIGTERM)"
+        elif config.max_tasks and self._done >= config.max_tasks:
             why = f"ran {self._done} job(s) (--max-tasks-per-child {config.max_tasks})"
         elif config.max_memory_kib and (rss := resident_kib()) > config.max_memory_kib:
             why = f"uses {rss} KiB (--max-memory-per-child {config.max_memory_kib})"
         if why is not None and state.should_stop is None:
-            log.info("slot %d %s: exiting; a fresh one replaces it", config.index + 1, why)
+            log.info("slot %d %s: exiting", config.index + 1, why)
             # Celery's warm-shutdown flag: the consumer loop stops before its next fetch.
             state.should_stop = 0
 
 
-_PR_SET_PDEATHSIG = 1
+def _restore(handlers: dict[signal.Signals, Any], index: int) -> None:
+    for signum, handler in handlers.items():
+        if signal.getsignal(signum) is not handler:
+            log.warning(
+                "slot %d: the job changed the %s handler; restoring the slot's",
+                index + 1,
+                signum.name,
+            )
+            signal.signal(signum, handler)
+
+
+def _ignore_hup(worker: Any, sig: str = "SIGHUP") -> None:  # noqa: ARG001 - Celery's signature
+    """Stands in for Celery's SIGHUP handler, which re-executes the worker's command line (here
+    the whole supervisor, inside a slot); the supervisor owns reloads, and it ignores SIGHUP."""
+    signal.signal(signal.SIGHUP, _log_hup)
+
+
+def _log_hup(signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+    log.warning("slot got SIGHUP: ignored (stop the worker with SIGTERM)")
 
 
 def die_with(supervisor_pid: int) -> None:
     """SIGKILL this process when its supervisor dies, as the kernel does to a container's
-    processes when its first one dies: nothing the supervisor tracked outlives it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    processes when its first one dies: nothing the supervisor tracked outlives it. Linux only;
+    on macOS (no prctl) a slot outlives a SIGKILLed supervisor until its next fetch fails."""
+    die_with_parent(signal.SIGKILL)
     if os.getppid() != supervisor_pid:  # it died before prctl took effect
         os._exit(1)
 
@@ -211,6 +246,7 @@ def forked(supervisor_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, _log_hup)
     os.setsid()
     die_with(supervisor_pid)
 
@@ -220,6 +256,8 @@ def run(rt: Runtime, config: SlotConfig, supervisor_pid: int) -> NoReturn:
     code = 1
     try:
         forked(supervisor_pid)
+        # Celery has no setting for its SIGHUP handler; it looks the installer up by name.
+        celery.apps.worker.install_worker_restart_handler = _ignore_hup
         SlotPool.config = config
         SlotPool.heartbeat = JobHeartbeat(rt.app, config.hostname)
         board, index = config.board, config.index
