@@ -106,7 +106,15 @@ def send(pid: int, signum: int) -> None:
 def kill_group(pid: int, signum: int = signal.SIGKILL) -> None:
     """Signal the process group led by child `pid`: the child and what its job started.
 
-    Still reaches the group's other members after the child itself has exited."""
+    The child itself is signalled too: just forked, it may not have made its own session yet.
+    """
+    send(pid, signum)
+    kill_leftovers(pid, signum)
+
+
+def kill_leftovers(pid: int, signum: int = signal.SIGKILL) -> None:
+    """Signal what is left of the group of child `pid`, which has exited and been reaped (so
+    `pid` itself is never signalled: the number may be reused)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
 

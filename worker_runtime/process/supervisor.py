@@ -27,8 +27,8 @@ worker's main process did for the pod, reading what each slot does from the slot
 - once per pod, not per slot, in one forked "duties" process (duties.py), restarted if it
   dies; in the supervisor itself, the liveness heartbeat (liveness.py).
 
-Its children are forked and reaped by children.py. Must not run jobs or talk to a slot other
-than by signals and the board.
+Forks and reaps through children.py. Must not run jobs, nor reach a slot but by signals and
+the board.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from worker_runtime.process.children import (
     exit_code,
     fork,
     kill_group,
+    kill_leftovers,
     reap_orphans,
     send,
     share_before_forking,
@@ -159,15 +160,13 @@ class Supervisor:
     def _watch_duties(self) -> None:
         try:
             self._duties.watch(restart=not self._cold)
-        except OSError as exc:  # its fork failed; tried again next tick
-            now = monotonic()
-            if now >= self._duties_warned + MAX_RESTART_DELAY:
+        except OSError as exc:  # its fork failed; tried again next tick, logged now and then
+            if (now := monotonic()) >= self._duties_warned + MAX_RESTART_DELAY:
                 self._duties_warned = now
                 log.error("the duties process could not be forked (%s); retrying", exc)
 
     def _reap_orphans(self) -> None:
-        pids = [self._duties.pid, *(slot.pid for slot in self._slots)]
-        reap_orphans({pid for pid in pids if pid is not None})
+        reap_orphans({p for p in (self._duties.pid, *(s.pid for s in self._slots)) if p})
 
     def _watch(self, slot: Child, now: float) -> None:
         if slot.pid is None:
@@ -206,7 +205,7 @@ class Supervisor:
         state = self._board.read(slot.index)
         assert slot.pid is not None
         # What its jobs started and left running (a recycled or crashed slot's group).
-        kill_group(slot.pid, signal.SIGKILL)
+        kill_leftovers(slot.pid)
         slot.pid = None
         slot.last_exit = code
         fetched = state.last_fetch > slot.started

@@ -10,8 +10,12 @@ queue; an unknown task was dead at once; `sys.exit(3)` left the job STARTED.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -57,6 +61,49 @@ def _alive(pids: list[int]) -> list[str]:
         except psutil.NoSuchProcess:
             continue
     return out
+
+
+#: cgroup v1's pids controller, where this machine (root in CI) can cap a process's forks.
+PIDS_CGROUPS = Path("/sys/fs/cgroup/pids")
+
+
+@contextlib.contextmanager
+def pids_cgroup() -> Iterator[Path]:
+    if not os.access(PIDS_CGROUPS, os.W_OK):
+        pytest.skip(f"needs a writable pids cgroup at {PIDS_CGROUPS} (root, cgroup v1)")
+    group = PIDS_CGROUPS / f"workerpool-test-{uuid.uuid4().hex[:8]}"
+    group.mkdir()
+    try:
+        yield group
+    finally:
+        (group / "pids.max").write_text("max")
+        wait_for(
+            lambda: not (group / "cgroup.procs").read_text().strip(),
+            timeout=30,
+            message="the test cgroup to empty",
+        )
+        group.rmdir()
+
+
+@pytest.mark.usefixtures("rt")
+def test_a_failed_fork_under_a_pid_limit_is_logged_and_retried_not_fatal(spawn: Spawn) -> None:
+    worker = spawn("worker", "--concurrency=1")
+    with pids_cgroup() as group:
+        try:
+            (group / "cgroup.procs").write_text(str(worker.popen.pid))
+            (group / "pids.max").write_text("1")  # the supervisor alone: every fork fails
+            for child in psutil.Process(worker.popen.pid).children():  # slot and duties
+                child.kill()
+
+            worker.wait_for_output("slot 1 could not be forked")
+            worker.wait_for_output("the duties process could not be forked")
+            assert worker.popen.poll() is None, worker.output()[-3000:]
+            (group / "pids.max").write_text("max")
+            assert Echo.perform_async(user_id=4, data={}).get(timeout=60)["user_id"] == 4
+            assert worker.popen.poll() is None
+        finally:
+            worker.signal(signal.SIGKILL)
+            worker.popen.wait()
 
 
 def test_sighup_is_logged_and_ignored_and_the_running_job_finishes_once(
