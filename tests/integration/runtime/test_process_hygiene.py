@@ -143,6 +143,18 @@ def test_a_job_that_ignores_sigterm_does_not_keep_its_slot_consuming_after_a_war
     assert later.state == "PENDING"
 
 
+def test_a_slot_gets_its_sigterm_handler_back_after_a_job_that_ignored_it(
+    rt: Runtime, spawn: Spawn
+) -> None:
+    worker = spawn("worker", "--concurrency=1")
+    assert IgnoresSigterm.perform_async(key="done", seconds=0).get(timeout=60) == "done"
+    wait_for(lambda: rt.redis.hlen("unacked") == 0, timeout=10, message="the ack")
+
+    # The idle slot hears the warm shutdown itself (no job ends to read the stop flag).
+    assert worker.stop() == 0, worker.output()[-3000:]
+    assert "the job changed the SIGTERM handler" in worker.output()
+
+
 def test_a_job_calling_sys_exit_fails_that_attempt_and_is_retried_then_dead(
     rt: Runtime, spawn: Spawn
 ) -> None:
