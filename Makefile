@@ -12,7 +12,7 @@ SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 
-.PHONY: install install-run up test lint unit integration controlplane realnode cluster bench bench-smoke clean
+.PHONY: install install-run up test lint min-versions unit integration controlplane realnode cluster bench bench-smoke clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,9 @@ install: $(DEV_STAMP)
 up: install-run
 	$(BIN)/workerpool up
 
-## The whole suite: lint, types, layering, then unit + integration tests on real processes.
-test: lint controlplane realnode
+## The whole suite: lint, types, layering, the dependency floors, then unit + integration tests
+## on real processes.
+test: lint min-versions controlplane realnode
 	$(BIN)/pytest
 
 lint: install
@@ -43,6 +44,18 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## The lowest celery/kombu/redis pyproject.toml allows (tests/min_versions.py reads them), in a
+## second venv, running the runtime tests that lean on their internals: fetch, ack, requeue,
+## leases. A floor the code has outgrown fails here, not for a user.
+MIN_VENV  := .venv-min
+MIN_TESTS := tests/integration/runtime/test_round_trip.py \
+	tests/integration/runtime/test_lost_processes.py tests/integration/runtime/test_leases.py
+min-versions: install
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet -e '.[dev]' $$($(BIN)/python -m tests.min_versions)
+	$(MIN_VENV)/bin/python -m tests.min_versions --check
+	$(MIN_VENV)/bin/pytest -q -p no:cacheprovider $(MIN_TESTS)
 
 unit: install
 	$(BIN)/pytest tests/unit
@@ -72,4 +85,4 @@ bench-smoke: install
 	$(BIN)/python -m tests.benchmarks --smoke
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) .mypy_cache .ruff_cache .pytest_cache

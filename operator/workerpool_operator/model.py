@@ -85,6 +85,16 @@ class AutoscalingSpec:
 
 
 @dataclass(frozen=True)
+class JobLimits:
+    """`spec.jobLimits`, as the worker command's options take them; 0 for none."""
+
+    time_limit: int = 0
+    soft_time_limit: int = 0
+    max_tasks_per_child: int = 0
+    max_memory_per_child_kib: int = 0
+
+
+@dataclass(frozen=True)
 class PoolSpec:
     name: str
     namespace: str
@@ -109,6 +119,7 @@ class PoolSpec:
     pod: PodSettings
     # None: `replicas` (explicit or the profile's) is the worker count.
     autoscaling: AutoscalingSpec | None = None
+    job_limits: JobLimits = JobLimits()
 
 
 @dataclass(frozen=True)

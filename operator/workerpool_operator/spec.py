@@ -16,6 +16,7 @@ from typing import Any, cast
 from workerpool_operator import profiles
 from workerpool_operator.errors import SpecError
 from workerpool_operator.fields import Fields
+from workerpool_operator.joblimits import job_limits
 from workerpool_operator.model import (
     AutoscalingSpec,
     BeatSpec,
@@ -79,6 +80,7 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
 
     concurrency = top.integer("concurrency", 1, 256, profile.concurrency)
     autoscaling = _autoscaling(top, concurrency)
+    resources = _resources(top, "resources", profile.worker)
     return PoolSpec(
         name=name,
         namespace=namespace,
@@ -95,7 +97,7 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         ),
         concurrency=concurrency,
         queues=queues,
-        resources=_resources(top, "resources", profile.worker),
+        resources=resources,
         env=_env(top),
         env_from=_env_from(top),
         timezone=check_timezone(
@@ -111,6 +113,7 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
         redis=_redis(top.child("redis"), profile),
         pod=_pod(top),
         autoscaling=autoscaling,
+        job_limits=job_limits(top.child("jobLimits"), resources.limits.get("memory")),
     )
 
 

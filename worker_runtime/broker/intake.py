@@ -9,7 +9,9 @@ the reason and the queue it came from:
   in the consumer's event loop, where a JSONDecodeError or a KeyError stops the worker. The
   override checks the few fields kombu's `virtual.Message` reads before handing it over.
 - `Consumer`: Celery's callbacks for unknown tasks, invalid tasks, undecodable bodies and
-  messages without a task header, plus a guard around the task handler for anything else.
+  messages without a task header, plus a guard around the task handler for anything else. Only
+  worker classes' tasks are runnable here (refusal.py): Celery's built-ins are unknown tasks,
+  and an unknown task waits out a rolling deploy before it is dead.
 
 kombu offers no hook for an undecodable payload (the decode happens inline in `_brpop_read`),
 hence the transport subclass; it is selected with Celery's `broker_transport` setting, so
@@ -37,6 +39,7 @@ from kombu.utils import encoding, json
 
 from worker_runtime import runtime
 from worker_runtime.broker import transport
+from worker_runtime.broker.refusal import dead_reason, runs_here, wait_for_deploy, without_refusal
 from worker_runtime.store.dead import DeadJobs, unrunnable
 
 log = logging.getLogger(__name__)
@@ -197,15 +200,23 @@ class Consumer(CeleryConsumer):  # type: ignore[misc]
         keep(_raw_of(message), "not a task message: no 'task' header", _queue_of(message))
         super().on_unknown_message(body, message)
 
+    def update_strategies(self) -> None:
+        super().update_strategies()
+        # Without a strategy, a message naming the task is an unknown task (on_unknown_task).
+        for name in [name for name in self.strategies if not runs_here(self.app.tasks.get(name))]:
+            del self.strategies[name]
+
     def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
         headers = message.headers if isinstance(message.headers, dict) else {}
-        keep(
-            _raw_of(message),
-            f"unknown task {headers.get('task')!r}: no worker registers it here "
-            "(retry it once a deploy adds it)",
-            _queue_of(message),
-            headers,
-        )
+        envelope = getattr(message, "_raw", None)
+        queue = _queue_of(message)
+        reason = dead_reason(headers.get("task")) or wait_for_deploy(envelope, queue)
+        if reason is None:
+            # Offered again later: not a failure yet (Celery's handler would mark it FAILURE).
+            message.reject_log_error(log, self.connection_errors)
+            return
+        raw = _dumps(without_refusal(envelope)) if isinstance(envelope, dict) else _raw_of(message)
+        keep(raw, reason, queue, headers)
         super().on_unknown_task(body, message, exc)
 
     def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:

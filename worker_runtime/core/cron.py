@@ -8,12 +8,16 @@ Expressions are iterated in naive local wall-clock time and each match is then p
 timeline. That gives the classic cron answers at DST changes:
 - a wall time that does not exist (spring forward) fires once, at the same offset from the
   gap's start it would have had (02:30 fires at 03:30);
-- a wall time that happens twice (fall back) fires once, on its first occurrence.
+- a wall time that happens twice (fall back) fires once, on its first occurrence, unless the
+  hour field is a wildcard (`*`, `*/2`): an hourly or every-15-minutes schedule fires in the
+  repeated hour too, once per real hour, as Vixie cron does for wildcard jobs. So an hourly job
+  neither skips the repeated hour nor fires twice at one instant.
 Two matches that land on the same instant fire once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,14 +57,23 @@ def next_fire(expr: str, after: datetime, zone: ZoneInfo) -> datetime:
     """First instant strictly after `after` at which `expr` fires in `zone`, in UTC."""
     if after.tzinfo is None:
         raise ValueError("next_fire needs an aware datetime; naive times are ambiguous")
-    local = after.astimezone(zone)
-    it = croniter(expr, local.replace(tzinfo=None), second_at_beginning=_has_seconds(expr))
+    start = after.astimezone(zone).replace(tzinfo=None)
+    if (after - _NEAR).astimezone(zone).utcoffset() != (after + _NEAR).astimezone(zone).utcoffset():
+        # A clock change is near: a match in the repeated hour can have an earlier wall time
+        # than `after`'s (its second pass), so start the walk before it.
+        start -= _NEAR
+    it = croniter(expr, start, second_at_beginning=_has_seconds(expr))
+    repeat = _hour_is_wildcard(expr)
+    best: datetime | None = None
     while True:
-        instant = _place(it.get_next(datetime), zone)
-        # In a repeated hour the wall clock goes back, so an early candidate can sit before
-        # `after` on the timeline; keep iterating until one is truly later.
-        if instant > after:
-            return instant
+        wall = it.get_next(datetime)
+        first = _place(wall, zone)
+        if best is not None and first >= best:
+            # Later wall times land later on the timeline, in either pass.
+            return best
+        for instant in _instants(wall, first, zone, repeat):
+            if instant > after and (best is None or instant < best):
+                best = instant
 
 
 def previous_fire(expr: str, at_or_before: datetime, zone: ZoneInfo) -> datetime:
@@ -77,8 +90,25 @@ def previous_fire(expr: str, at_or_before: datetime, zone: ZoneInfo) -> datetime
             return instant
 
 
+#: Farther than any clock change moves the wall clock (one hour nearly everywhere).
+_NEAR = timedelta(hours=3)
+
+
+def _instants(wall: datetime, first: datetime, zone: ZoneInfo, repeat: bool) -> Iterator[datetime]:
+    yield first
+    if repeat:
+        second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        if second > first:  # a repeated wall time (in a spring gap, fold=1 is earlier)
+            yield second
+
+
 def _has_seconds(expr: str) -> bool:
     return len(expr.split()) == 6
+
+
+def _hour_is_wildcard(expr: str) -> bool:
+    fields = expr.split()
+    return fields[2 if len(fields) == 6 else 1].startswith("*")
 
 
 def _place(wall: datetime, zone: ZoneInfo) -> datetime:

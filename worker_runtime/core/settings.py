@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
@@ -44,6 +45,9 @@ class Settings:
     dead_max_jobs: int = 10_000
     #: Seconds a result stays readable in the backend.
     result_expires: int = 86_400
+    #: Seconds a message for a worker class this image lacks keeps being offered again (a
+    #: rolling deploy adding the class) before it goes to the dead set; 0: dead at once.
+    unknown_task_grace: float = 600.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -68,6 +72,7 @@ class Settings:
             dispatch_interval=_positive_float(env, "WORKERPOOL_DISPATCH_INTERVAL", 0.2),
             dead_max_jobs=_positive_int(env, "WORKERPOOL_DEAD_MAX_JOBS", 10_000),
             result_expires=_positive_int(env, "WORKERPOOL_RESULT_EXPIRES", 86_400),
+            unknown_task_grace=_seconds(env, "WORKERPOOL_UNKNOWN_TASK_GRACE", 600.0),
         )
         try:
             settings.zone  # noqa: B018 - validate the zone name once, at start-up
@@ -83,9 +88,36 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def _redis_url(value: str, name: str) -> str:
+    """`value` if it is one Redis URL redis-py and kombu read the same way, else a one-line
+    SettingsError naming it (password hidden).
+
+    redis-py's `parse_url` was considered, but this room may not import redis; and both it and
+    kombu read `redis://host/abc` as database 0 without a word, so the checks are here.
+    """
+    shown = f"{name}={_redacted(value)!r}"
     if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError(f"{name}={value.split('@')[-1]!r} must be a redis:// URL")
+        raise SettingsError(f"{shown} must be a redis:// URL")
+    if value.count("://") != 1 or any(ch.isspace() or ch in ",;" for ch in value):
+        raise SettingsError(f"{shown} must be one URL, not several")
+    if value.startswith("unix://"):
+        return value  # a socket path; its database is a ?db= query parameter
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - urllib checks the port only when asked
+    except ValueError:
+        raise SettingsError(f"{shown}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise SettingsError(f"{shown} names no host")
+    database = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if database and not (database.isascii() and database.isdigit()):
+        raise SettingsError(f"{shown}: the database after the host must be a number, like /0")
     return value
+
+
+def _redacted(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}***@{host}" if at and credentials else url
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -111,6 +143,19 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r} must be a number of seconds") from None
     if value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} must be a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be zero or more seconds")
     return value
 
 

@@ -21,6 +21,7 @@ from celery.exceptions import TimeLimitExceeded as CeleryTimeLimitExceeded
 from kombu.utils import json
 
 from worker_runtime import runtime
+from worker_runtime.broker.refusal import WORKER_TASK
 from worker_runtime.core.backoff import retry_delay
 from worker_runtime.core.messages import build_message
 from worker_runtime.execution.lost import LossAwareRequest, previous_run_lost
@@ -69,6 +70,8 @@ def make_task(app: Celery, worker: type[Worker]) -> Task:
         # checked at enqueue, so Celery's own call-time type check is off.
         max_retries=None,
         typing=False,
+        # The mark of a worker class's task: a slot runs no other (broker/refusal.py).
+        **{WORKER_TASK: True},
     )
 
 
@@ -81,6 +84,10 @@ class TimeLimitExceeded(CeleryTimeLimitExceeded):  # type: ignore[misc]
 
     def __str__(self) -> str:  # billiard's shows the args tuple
         return str(self.args[0]) if self.args else "time limit exceeded"
+
+
+class JobExitError(RuntimeError):
+    """`perform` called `sys.exit` (raised SystemExit): a failed attempt, not a worker exit."""
 
 
 class JobResultError(TypeError):
@@ -106,6 +113,11 @@ def run_job(task: Task, worker: type[Worker], args: tuple[Any, ...], kwargs: dic
             result = worker.perform(*args, **kwargs)
     except Exception as exc:
         _failed(task, worker, args, kwargs, started, exc, traceback.format_exc())
+    except SystemExit as exc:
+        # Left alone, it unwinds Celery's tracer (a TypeError in its failure path, the state
+        # left STARTED) instead of failing the attempt; the slot must go on taking jobs.
+        exit_error = JobExitError(f"{worker.task_name}.perform called sys.exit({exc.code!r})")
+        _failed(task, worker, args, kwargs, started, exit_error, traceback.format_exc())
     try:
         # The serializer Celery uses for results; it fails after the task returns, leaving a
         # FAILURE with no dead record, so check here where the failure can be handled.

@@ -14,10 +14,14 @@ jobs, the slot and its supervisor now do:
 - `run` and `forked` are what a freshly forked process runs; the supervisor calls them;
 - the soft time limit is a SIGALRM in the slot (time_limits.py, armed around `perform`);
 - Flower's worker heartbeat: Celery sends it from the consumer's event loop, which a job blocks
-  here, so while a job runs a thread sends it (`JobHeartbeat`);
+  here, so while a job runs a thread sends it (job_heartbeat.py);
 - recycling: after `max_tasks` jobs, or once the slot's resident memory exceeds `max_memory_kib`,
   the slot shuts down warmly between jobs (Celery's own flag, checked before the next fetch) and
-  the supervisor starts a fresh one.
+  the supervisor starts a fresh one;
+- signals: after each job the slot puts back the handlers the job found (a library that set
+  SIGTERM to SIG_IGN must not make the slot deaf to the next warm shutdown), and stops before
+  its next fetch if the supervisor's stop flag went up meanwhile (a SIGTERM the job ignored);
+  SIGHUP is logged and ignored, where Celery would `execv` the whole command inside the slot.
 
 Must not renew leases, dispatch scheduled jobs or touch the heartbeat: the supervisor does that
 once per pod.
@@ -25,25 +29,25 @@ once per pod.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
 import sys
-import threading
 import warnings
 from dataclasses import dataclass
 from time import monotonic
+from types import FrameType
 from typing import Any, ClassVar, NoReturn
 
+import celery.apps.worker
 from celery.concurrency.base import apply_target
 from celery.concurrency.solo import TaskPool
-from celery.utils.nodenames import default_nodename, host_format
-from celery.utils.sysinfo import load_average
 from celery.worker import state
 
 from worker_runtime.broker.intake import fetches
-from worker_runtime.process.slot_board import Board, Job
+from worker_runtime.process.children import die_with_parent
+from worker_runtime.process.job_heartbeat import JobHeartbeat
+from worker_runtime.process.slot_board import Board, Flag, Job
 from worker_runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,8 @@ class SlotConfig:
     #: Whether this slot says what every slot would say (Celery's banner, the root warning,
     #: "Connected", "mingle"): only the first start of slot 1 does, so N slots print it once.
     talkative: bool = True
+    #: Raised by the supervisor at a warm shutdown; read after each job.
+    stopping: Flag | None = None
 
 
 #: Celery's start-up lines that are the same for every slot of a pod.
@@ -86,6 +92,10 @@ def quiet_start(config: SlotConfig) -> list[str]:
     return ["--quiet"]  # no banner
 
 
+#: Dispositions a job may change and the slot puts back after it.
+_JOB_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+
+
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
@@ -93,58 +103,6 @@ def resident_kib() -> int:
     """This process's resident memory now (Celery's max-memory-per-child compares the same)."""
     with open("/proc/self/statm", "rb") as statm:
         return int(statm.read().split()[1]) * _PAGE_KIB
-
-
-class JobHeartbeat:
-    """Celery's `worker-heartbeat` events for this slot while a job blocks its event loop.
-
-    Celery sends them every 2 s from the loop, and Flower (celery.events.state) takes a node for
-    offline two intervals after the last one, so any job over 4 s would turn the slot offline.
-    A daemon thread sends them instead while a job runs, saying one job is active, over its own
-    connection (a kombu producer must not be shared between threads).
-    """
-
-    def __init__(self, app: Any, hostname: str, interval: float = 2.0) -> None:
-        self._app = app
-        self._hostname = host_format(default_nodename(hostname))
-        self._interval = interval
-        self._running = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def job_started(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="job-heartbeat", daemon=True)
-            self._thread.start()
-        self._done.clear()
-        self._running.set()
-
-    def job_finished(self) -> None:
-        self._running.clear()
-        self._done.set()
-
-    def _run(self) -> None:
-        dispatcher = None
-        while True:
-            self._running.wait()
-            while not self._done.wait(self._interval):
-                try:
-                    if dispatcher is None:
-                        connection = self._app.connection_for_write()
-                        dispatcher = self._app.events.Dispatcher(
-                            connection, hostname=self._hostname, enabled=True, groups=["worker"]
-                        )
-                    dispatcher.send(
-                        "worker-heartbeat",
-                        freq=self._interval,
-                        active=1,
-                        processed=state.all_total_count[0],
-                        loadavg=load_average(),
-                        **state.SOFTWARE_INFO,
-                    )
-                except Exception as exc:  # informational only: Flower may show a gap
-                    log.debug("job heartbeat not sent: %s", exc)
-                    dispatcher = None
 
 
 class SlotPool(TaskPool):  # type: ignore[misc]
@@ -189,6 +147,7 @@ class SlotPool(TaskPool):  # type: ignore[misc]
         )
         if self.heartbeat is not None:
             self.heartbeat.job_started()
+        handlers = {signum: signal.getsignal(signum) for signum in _JOB_SIGNALS}
         try:
             return apply_target(
                 target, args, kwargs, callback, accept_callback, timeout=timeout, **options
@@ -198,6 +157,7 @@ class SlotPool(TaskPool):  # type: ignore[misc]
                 self.heartbeat.job_finished()
             config.board.end(config.index)
             self._done += 1
+            _restore(handlers, config.index)
             self._maybe_recycle(config)
 
     def grow(self, n: int = 1) -> None:
@@ -212,24 +172,45 @@ class SlotPool(TaskPool):  # type: ignore[misc]
 
     def _maybe_recycle(self, config: SlotConfig) -> None:
         why = None
-        if config.max_tasks and self._done >= config.max_tasks:
+        if config.stopping is not None and config.stopping.is_set():
+            why = "missed its worker's warm shutdown (its job ignored SIGTERM)"
+        elif config.max_tasks and self._done >= config.max_tasks:
             why = f"ran {self._done} job(s) (--max-tasks-per-child {config.max_tasks})"
         elif config.max_memory_kib and (rss := resident_kib()) > config.max_memory_kib:
             why = f"uses {rss} KiB (--max-memory-per-child {config.max_memory_kib})"
         if why is not None and state.should_stop is None:
-            log.info("slot %d %s: exiting; a fresh one replaces it", config.index + 1, why)
+            log.info("slot %d %s: exiting", config.index + 1, why)
             # Celery's warm-shutdown flag: the consumer loop stops before its next fetch.
             state.should_stop = 0
 
 
-_PR_SET_PDEATHSIG = 1
+def _restore(handlers: dict[signal.Signals, Any], index: int) -> None:
+    for signum, handler in handlers.items():
+        if signal.getsignal(signum) is not handler:
+            log.warning(
+                "slot %d: the job changed the %s handler; restoring the slot's",
+                index + 1,
+                signum.name,
+            )
+            signal.signal(signum, handler)
+
+
+def _ignore_hup(worker: Any, sig: str = "SIGHUP") -> None:  # noqa: ARG001 - Celery's signature
+    """Stands in for Celery's SIGHUP handler, which re-executes the worker's command line (here
+    the whole supervisor, inside a slot); the supervisor owns reloads, and it ignores SIGHUP."""
+    signal.signal(signal.SIGHUP, _log_hup)
+
+
+def _log_hup(signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+    log.warning("slot got SIGHUP: ignored (stop the worker with SIGTERM)")
 
 
 def die_with(supervisor_pid: int) -> None:
     """SIGKILL this process when its supervisor dies, as the kernel does to a container's
-    processes when its first one dies: nothing the supervisor tracked outlives it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    processes when its first one dies: nothing the supervisor tracked outlives it. Linux only;
+    on macOS (no prctl) a slot outlives a SIGKILLed supervisor until its next fetch fails."""
+    die_with_parent(signal.SIGKILL)
     if os.getppid() != supervisor_pid:  # it died before prctl took effect
         os._exit(1)
 
@@ -241,6 +222,7 @@ def forked(supervisor_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, _log_hup)
     os.setsid()
     die_with(supervisor_pid)
 
@@ -250,6 +232,8 @@ def run(rt: Runtime, config: SlotConfig, supervisor_pid: int) -> NoReturn:
     code = 1
     try:
         forked(supervisor_pid)
+        # Celery has no setting for its SIGHUP handler; it looks the installer up by name.
+        celery.apps.worker.install_worker_restart_handler = _ignore_hup
         SlotPool.config = config
         SlotPool.heartbeat = JobHeartbeat(rt.app, config.hostname)
         board, index = config.board, config.index

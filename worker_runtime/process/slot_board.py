@@ -120,3 +120,21 @@ class Board:
 
 def _text(raw: bytes) -> str:
     return raw.rstrip(b"\0").decode(errors="replace")
+
+
+class Flag:
+    """One flag in memory shared with every process forked after it was made: the supervisor
+    raises it, its slots read it (`SlotPool`: a warm shutdown a job's own signal handling hid
+    from the slot still stops it before its next fetch)."""
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, 1)
+
+    def set(self) -> None:
+        self._map[0] = 1
+
+    def is_set(self) -> bool:
+        return self._map[0] == 1
+
+    def close(self) -> None:
+        self._map.close()

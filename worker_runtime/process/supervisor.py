@@ -1,9 +1,8 @@
 """`workerpool worker --concurrency N`: a small supervisor of N job slots (slot.py).
 
-The supervisor imports the worker modules, then forks the slots (and one process for the pod's
-duties, below), so they share its pages copy-on-write as prefork's children did. It starts no
-thread of its own: forking a threaded process can copy a lock some thread held (stdout's, a
-connection pool's) into a child that then hangs on it.
+It imports the worker modules, then forks the slots (and one process for the pod's duties), so
+they share its pages copy-on-write. It starts no thread: forking a threaded process can copy a
+lock some thread held (stdout's, a connection pool's) into a child that then hangs on it.
 
 Each slot is its own Celery worker (solo pool: its consumer runs the job), so a pod runs N
 jobs at once, as `concurrency` always meant, without one consumer process feeding a pool
@@ -20,12 +19,16 @@ worker's main process did for the pod, reading what each slot does from the slot
 - recycling: a slot that exits by itself with code 0 (max tasks or memory reached) is replaced;
 - warm shutdown: SIGTERM or SIGINT is forwarded once, each slot finishes its job and exits;
   a second signal (or SIGQUIT) is cold: slots are killed and their jobs requeued, exit code 1;
+  SIGHUP is logged and ignored (no reload: a new configuration is a new pod);
+- process groups: a slot is killed (hard limit, cold shutdown) with its whole group, so what its
+  job started dies too, and what is left of a slot's group when it exits goes; orphans are
+  reaped (a subreaper on Linux, PID 1 in the image); a failed fork (EAGAIN under a PID limit) is
+  logged and retried later, as for a slot that dies before it fetches;
 - once per pod, not per slot, in one forked "duties" process (duties.py), restarted if it
   dies; in the supervisor itself, the liveness heartbeat (liveness.py).
 
-Its children are forked and reaped by children.py.
-
-Must not run jobs or talk to a slot other than by signals and the board.
+Forks and reaps through children.py. Must not run jobs, nor reach a slot but by signals and
+the board.
 """
 
 from __future__ import annotations
@@ -43,15 +46,19 @@ from worker_runtime.process import duties
 from worker_runtime.process import slot as job_slot
 from worker_runtime.process.children import (
     Child,
+    become_subreaper,
     exit_code,
     fork,
+    kill_group,
+    kill_leftovers,
+    reap_orphans,
     send,
     share_before_forking,
     slot_hostname,
 )
 from worker_runtime.process.heartbeat import heartbeat_path, touch
 from worker_runtime.process.liveness import Heartbeat
-from worker_runtime.process.slot_board import Board, Job
+from worker_runtime.process.slot_board import Board, Flag, Job
 from worker_runtime.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -82,6 +89,7 @@ class Supervisor:
         self._rt = rt
         self._options = options
         self._board = Board(concurrency)
+        self._stop_flag = Flag()
         self._duties = duties.DutiesProcess(rt, self._board, options.queues)
         self._slots = [Child(i) for i in range(concurrency)]
         self._signals: list[int] = []
@@ -90,10 +98,12 @@ class Supervisor:
         self._consuming = False
         self._heartbeat_file = heartbeat_path(rt.settings.state_dir, "worker")
         self._heartbeat = Heartbeat(self._heartbeat_file, self._board)
+        self._duties_warned = float("-inf")
 
     def run(self) -> int:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
+        become_subreaper()
         share_before_forking(self._rt)
         touch(self._heartbeat_file)
         log.info("starting %d job slot(s)", len(self._slots))
@@ -101,15 +111,17 @@ class Supervisor:
             while not self._stopping or any(s.pid is not None for s in self._slots):
                 self._handle_signals()
                 now = monotonic()
-                self._duties.watch(restart=not self._cold)
+                self._watch_duties()
                 for slot in self._slots:
                     self._watch(slot, now)
+                self._reap_orphans()
                 self._announce()
                 self._heartbeat.beat(self._slots, now, draining=self._stopping)
                 sleep(TICK)
         finally:
             self._duties.stop()
             self._board.close()
+            self._stop_flag.close()
         if self._cold:
             return 1  # Celery's exit code for a cold shutdown
         # A slot still starting when SIGTERM came had no handler for it yet: clean too.
@@ -131,15 +143,31 @@ class Supervisor:
             max_tasks=opts.max_tasks_per_child,
             max_memory_kib=opts.max_memory_per_child,
             talkative=slot.index == 0 and slot.last_exit is None,
+            stopping=self._stop_flag,
         )
         self._board.clear(slot.index)
         slot.started = monotonic()
         slot.killed_because = None
         supervisor = os.getpid()
-        pid = fork()
+        try:
+            pid = fork()
+        except OSError as exc:  # EAGAIN under a PID limit, ENOMEM
+            self._back_off(slot, slot.started, f"could not be forked ({exc})")
+            return
         if pid == 0:
             job_slot.run(self._rt, config, supervisor)
         slot.pid = pid
+
+    def _watch_duties(self) -> None:
+        try:
+            self._duties.watch(restart=not self._cold)
+        except OSError as exc:  # its fork failed; tried again next tick, logged now and then
+            if (now := monotonic()) >= self._duties_warned + MAX_RESTART_DELAY:
+                self._duties_warned = now
+                log.error("the duties process could not be forked (%s); retrying", exc)
+
+    def _reap_orphans(self) -> None:
+        reap_orphans({p for p in (self._duties.pid, *(s.pid for s in self._slots)) if p})
 
     def _watch(self, slot: Child, now: float) -> None:
         if slot.pid is None:
@@ -171,10 +199,14 @@ class Supervisor:
         if job is not None:
             # Before the kill: the job must not come back before its loss is on record.
             self._record(job.id, job.attempt, reason)
-        send(slot.pid, signal.SIGKILL)
+        # The whole group: processes the job started must not outlive it beside its retry.
+        kill_group(slot.pid, signal.SIGKILL)
 
     def _exited(self, slot: Child, code: int, now: float) -> None:
         state = self._board.read(slot.index)
+        assert slot.pid is not None
+        # What its jobs started and left running (a recycled or crashed slot's group).
+        kill_leftovers(slot.pid)
         slot.pid = None
         slot.last_exit = code
         fetched = state.last_fetch > slot.started
@@ -194,15 +226,13 @@ class Supervisor:
             if code != 0:
                 log.warning("slot %d exited with code %d; starting it again", slot.index + 1, code)
             return
+        self._back_off(slot, now, f"exited with code {code} before it consumed")
+
+    def _back_off(self, slot: Child, now: float, what: str) -> None:
         slot.failures += 1
         delay = min(MAX_RESTART_DELAY, 2.0 ** (slot.failures - 1))
         slot.next_start = now + delay
-        log.error(
-            "slot %d exited with code %d before it consumed; starting it again in %.0fs",
-            slot.index + 1,
-            code,
-            delay,
-        )
+        log.error("slot %d %s; starting it again in %.0fs", slot.index + 1, what, delay)
 
     def _record(self, job_id: str, attempt: int, reason: str) -> None:
         try:
@@ -232,13 +262,16 @@ class Supervisor:
     def _handle_signals(self) -> None:
         while self._signals:
             signum = self._signals.pop(0)
-            if signum == signal.SIGQUIT or self._stopping:
+            if signum == signal.SIGHUP:
+                log.warning("SIGHUP: ignored, nothing is reloaded (SIGTERM stops the worker)")
+            elif signum == signal.SIGQUIT or self._stopping:
                 self._cold_shutdown(signal.Signals(signum).name)
             else:
                 self._warm_shutdown(signal.Signals(signum).name)
 
     def _warm_shutdown(self, name: str) -> None:
         self._stopping = True
+        self._stop_flag.set()  # for a slot whose job ignores SIGTERM (slot.py)
         log.info("%s: warm shutdown, running jobs finish (again for a cold one)", name)
         for slot in self._slots:
             if slot.pid is not None:

@@ -12,6 +12,13 @@ from workerpool_operator.model import Json, Owner, PoolSpec
 
 
 def worker_command(pool: PoolSpec) -> list[str]:
+    limits = pool.job_limits
+    options = (
+        ("--time-limit", limits.time_limit),
+        ("--soft-time-limit", limits.soft_time_limit),
+        ("--max-tasks-per-child", limits.max_tasks_per_child),
+        ("--max-memory-per-child", limits.max_memory_per_child_kib),
+    )
     return [
         "workerpool",
         "worker",
@@ -21,6 +28,8 @@ def worker_command(pool: PoolSpec) -> list[str]:
         ",".join(pool.queues),
         "--loglevel",
         pool.log_level,
+        # spec.jobLimits: only what is set, so a pool without them renders as before.
+        *(part for option, value in options if value for part in (option, str(value))),
     ]
 
 

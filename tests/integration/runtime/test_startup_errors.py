@@ -118,6 +118,22 @@ CASES = {
         },
         names=(f"{PACKAGE}.plain.Plain", "perform must be a @classmethod"),
     ),
+    # Before: raw tracebacks from redis-py/kombu, and `/abc` silently meant database 0.
+    "a-broker-url-whose-port-is-not-a-number": Case(
+        modules={"fine": worker("Fine")},
+        env={"CELERY_BROKER_URL": "redis://localhost:notaport/0"},
+        names=("CELERY_BROKER_URL='redis://localhost:notaport/0'", "port"),
+    ),
+    "a-broker-url-whose-database-is-not-a-number": Case(
+        modules={"fine": worker("Fine")},
+        env={"CELERY_BROKER_URL": "redis://localhost:6379/abc"},
+        names=("CELERY_BROKER_URL='redis://localhost:6379/abc'", "database"),
+    ),
+    "two-broker-urls-glued": Case(
+        modules={"fine": worker("Fine")},
+        env={"CELERY_BROKER_URL": "redis://a:6379/0redis://b:6379/0"},
+        names=("CELERY_BROKER_URL='redis://a:6379/0redis://b:6379/0'", "one URL"),
+    ),
     "an-unknown-queue-on-the-command-line": Case(
         modules={"fine": worker("Fine")},
         args=("--queues", "critical,urgent"),
@@ -178,6 +194,11 @@ TOOL_CASES = {
         ("dead", "list"),
         {"CELERY_BROKER_URL": "http://example.com"},
         "CELERY_BROKER_URL",
+    ),
+    "dead-list-with-a-broker-url-naming-database-abc": (
+        ("dead", "list"),
+        {"CELERY_BROKER_URL": "redis://localhost:6379/abc"},
+        "CELERY_BROKER_URL='redis://localhost:6379/abc'",
     ),
     "scheduled-with-a-bad-setting": (
         ("scheduled",),

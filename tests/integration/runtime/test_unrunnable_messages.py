@@ -112,15 +112,22 @@ def test_messages_that_are_not_jobs_are_kept_and_the_worker_keeps_running(
 def test_an_unknown_task_is_kept_and_runs_when_retried_after_a_deploy_adds_it(
     rt: Runtime, spawn: Spawn, env: dict[str, str]
 ) -> None:
-    # A worker deployed without the task (only the example workers)...
+    # A worker deployed without the task (only the example workers), past the grace period
+    # a rolling deploy gets (test_process_hygiene.py)...
     old = spawn(
-        "worker", "--concurrency=1", extra_env={"WORKER_PACKAGES": "worker_runtime.examples"}
+        "worker",
+        "--concurrency=1",
+        extra_env={
+            "WORKER_PACKAGES": "worker_runtime.examples",
+            "WORKERPOOL_UNKNOWN_TASK_GRACE": "1",
+        },
     )
     result = Echo.perform_async(user_id=5, data={"k": "v"})
     store = DeadJobs(rt.redis, rt.keys)
     dead = wait_for(lambda: store.get(result.id), timeout=60, message="the unknown task's record")
     assert dead is not None
     assert f"unknown task {Echo.task_name!r}" in dead.error
+    assert "grace 1s" in dead.error
     assert dead.task == Echo.task_name
     assert old.popen.poll() is None
     old.stop()

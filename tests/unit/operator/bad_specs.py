@@ -52,6 +52,9 @@ def _secret_env(name: str) -> dict[str, Any]:
 
 BAD_SPECS: list[BadSpec] = [
     # -- refused by the CRD's openAPIV3Schema ------------------------------------------------
+    BadSpec("zero time limit", {"jobLimits": {"timeLimitSeconds": 0}},
+            "spec.jobLimits.timeLimitSeconds", "schema",
+            "spec.jobLimits.timeLimitSeconds in body should be greater than or equal to 1"),
     BadSpec("no image", {"image": None}, "spec.image", "schema", "spec.image: Required value"),
     BadSpec("no packages", {"workerPackages": None}, "spec.workerPackages", "schema",
             "spec.workerPackages: Required value"),
@@ -161,7 +164,17 @@ BAD_SPECS: list[BadSpec] = [
     BadSpec("zero storage size", {"redis": {"persistence": {"size": "0"}}},
             "spec.redis.persistence.size", "cel",
             "spec.redis.persistence.size must be greater than zero", cel="isGreaterThan"),
+    BadSpec("soft time limit not below the hard one",
+            {"jobLimits": {"timeLimitSeconds": 10, "softTimeLimitSeconds": 10}},
+            "spec.jobLimits", "cel",
+            "spec.jobLimits.softTimeLimitSeconds must be below timeLimitSeconds",
+            cel="self.softTimeLimitSeconds < self.timeLimitSeconds"),
     # -- accepted by the API server, refused by the operator before anything rolls out ---------
+    BadSpec("memory ceiling not below the memory limit",
+            {"jobLimits": {"maxMemoryPerChild": "512Mi"}},
+            "spec.jobLimits.maxMemoryPerChild", "operator"),
+    BadSpec("memory ceiling below 1Mi", {"jobLimits": {"maxMemoryPerChild": "1000Ki"}},
+            "spec.jobLimits.maxMemoryPerChild", "operator"),
     BadSpec("not an IANA time zone", {"timezone": "Mars/Olympus"}, "spec.timezone", "operator"),
     BadSpec("request above the profile's limit", {"resources": {"requests": {"memory": "2Gi"}}},
             "spec.resources.requests.memory", "operator"),

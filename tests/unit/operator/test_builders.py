@@ -108,6 +108,24 @@ def test_the_worker_uses_explicit_concurrency_queues_and_replicas() -> None:
     assert command[2:] == ["--concurrency", "3", "--queues", "critical,low", "--loglevel", "DEBUG"]
 
 
+def test_job_limits_from_the_spec_are_rendered_into_the_worker_command() -> None:
+    pool = make_pool(
+        jobLimits={
+            "timeLimitSeconds": 300,
+            "softTimeLimitSeconds": 240,
+            "maxTasksPerChild": 1000,
+            "maxMemoryPerChild": "400Mi",
+        }
+    )
+    assert container(pool, "worker")["command"][8:] == [
+        "--time-limit", "300", "--soft-time-limit", "240",
+        "--max-tasks-per-child", "1000", "--max-memory-per-child", str(400 * 1024),
+    ]  # fmt: skip
+    # One limit alone renders alone; none renders the command as before (above).
+    alone = make_pool(jobLimits={"softTimeLimitSeconds": 60})
+    assert container(alone, "worker")["command"][8:] == ["--soft-time-limit", "60"]
+
+
 def test_worker_rollouts_never_lose_capacity_and_allow_a_warm_shutdown() -> None:
     pool = make_pool(terminationGracePeriodSeconds=900)
     spec = deployment(pool, "worker")["spec"]

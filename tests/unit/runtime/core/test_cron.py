@@ -60,6 +60,76 @@ def test_fall_back_repeated_hour_fires_once() -> None:
     assert ticks == [utc(2026, 11, 1, 5, 30)]  # the first 01:30 (EDT) only
 
 
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("expr", "zone", "start", "end", "expected"),
+    [
+        # 2026-10-25, Berlin: 03:00 CEST -> 02:00 CET, so 02:00-02:59 happens twice. Before:
+        # the hourly schedule jumped from 00:00Z (02:00 CEST) to 02:00Z, skipping 01:00Z.
+        (
+            "0 * * * *",
+            BERLIN,
+            utc(2026, 10, 24, 22, 30),
+            utc(2026, 10, 25, 3, 30),
+            [
+                utc(2026, 10, 24, 23),
+                utc(2026, 10, 25, 0),
+                utc(2026, 10, 25, 1),
+                utc(2026, 10, 25, 2),
+                utc(2026, 10, 25, 3),
+            ],
+        ),
+        # Every 30 minutes: four ticks in the two passes of the repeated hour, one per instant.
+        (
+            "*/30 * * * *",
+            BERLIN,
+            utc(2026, 10, 24, 23, 45),
+            utc(2026, 10, 25, 2, 0),
+            [
+                utc(2026, 10, 25, 0),
+                utc(2026, 10, 25, 0, 30),
+                utc(2026, 10, 25, 1),
+                utc(2026, 10, 25, 1, 30),
+                utc(2026, 10, 25, 2),
+            ],
+        ),
+        # Starting inside the first pass, the second pass is still ahead.
+        (
+            "0 * * * *",
+            BERLIN,
+            utc(2026, 10, 25, 0, 40),
+            utc(2026, 10, 25, 2, 0),
+            [utc(2026, 10, 25, 1), utc(2026, 10, 25, 2)],
+        ),
+        # Seconds first, hour a wildcard: the repeated hour fires in both passes.
+        (
+            "0 0 * * * *",
+            NY,
+            utc(2026, 11, 1, 4, 30),
+            utc(2026, 11, 1, 7, 0),
+            [utc(2026, 11, 1, 5), utc(2026, 11, 1, 6), utc(2026, 11, 1, 7)],
+        ),
+        # A fixed hour in the repeated range fires once, on the first pass (not hourly).
+        ("0 2 * * *", BERLIN, utc(2026, 10, 24, 22), utc(2026, 10, 25, 3), [utc(2026, 10, 25, 0)]),
+        ("15 1 * * *", NY, utc(2026, 11, 1, 4), utc(2026, 11, 1, 8), [utc(2026, 11, 1, 5, 15)]),
+        # Spring forward (Berlin 2026-03-29, 02:00 CET -> 03:00 CEST): hourly, no double fire.
+        (
+            "0 * * * *",
+            BERLIN,
+            utc(2026, 3, 28, 23, 30),
+            utc(2026, 3, 29, 2, 0),
+            [utc(2026, 3, 29, 0), utc(2026, 3, 29, 1), utc(2026, 3, 29, 2)],
+        ),
+    ],
+)
+def test_dst_changes_neither_skip_nor_double_fire(
+    expr: str, zone: ZoneInfo, start: datetime, end: datetime, expected: list[datetime]
+) -> None:
+    assert _ticks(expr, start, end, zone) == expected
+
+
 def test_fall_back_from_inside_the_second_pass_moves_forward() -> None:
     # At 01:45 EST (second pass) the next */15 tick is 02:00 EST, not a past 01:xx EDT tick.
     after = utc(2026, 11, 1, 6, 45)

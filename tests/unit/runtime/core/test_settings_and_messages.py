@@ -52,10 +52,53 @@ def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> No
         Settings.from_env(env)
 
 
-def test_a_broker_password_is_not_echoed_in_errors() -> None:
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://host:notaport", "the port must be a number"),
+        ("redis://host:99999/0", "the port must be a number"),
+        ("redis://host/abc", "the database after the host must be a number"),
+        ("redis://host/0/1", "the database after the host must be a number"),
+        ("redis://a:6379/0redis://b:6379/0", "must be one URL, not several"),
+        ("redis://a:6379/0,redis://b:6379/0", "must be one URL, not several"),
+        ("redis://a:6379/0;redis://b:6379/0", "must be one URL, not several"),
+        ("redis://a:6379/0 redis://b:6379/0", "must be one URL, not several"),
+        ("redis://:6379/0", "names no host"),
+    ],
+)
+def test_a_malformed_redis_url_is_one_line_naming_it(url: str, message: str) -> None:
+    # Before: `/abc` silently meant database 0 and the others were raw tracebacks later.
     with pytest.raises(SettingsError) as info:
-        Settings.from_env({"CELERY_BROKER_URL": "http://user:s3cret@host"})
+        Settings.from_env({"CELERY_BROKER_URL": url})
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(f"CELERY_BROKER_URL={url!r}")
+    assert message in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost",
+        "redis://localhost/",
+        "redis://localhost:6379/15",
+        "rediss://user:pw@cache.example:6380/2?ssl_cert_reqs=required",
+        "redis://[::1]:6379/0",
+        "unix:///run/redis.sock?db=3",
+    ],
+)
+def test_well_formed_redis_urls_are_kept_as_given(url: str) -> None:
+    assert Settings.from_env({"CELERY_BROKER_URL": url}).broker_url == url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:s3cret@host", "redis://user:s3cret@host:port/0", "redis://:s3cret@h/x"]
+)
+def test_a_broker_password_is_not_echoed_in_errors(url: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"CELERY_BROKER_URL": url})
     assert "s3cret" not in str(info.value)
+    assert "***@" in str(info.value)
 
 
 def test_queue_lists_keep_priority_order_and_reject_unknown_names() -> None:
