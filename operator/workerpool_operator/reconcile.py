@@ -23,6 +23,7 @@ from typing import Any, Protocol, cast
 from workerpool_operator import builders, names
 from workerpool_operator.autoscale import DELETION_COST, Decision, decide, deletion_costs
 from workerpool_operator.confighash import ABSENT, digest_data
+from workerpool_operator.dataloss import CONFIRM_ANNOTATION, confirmed, redis_data_loss
 from workerpool_operator.diagnosis import diagnose
 from workerpool_operator.errors import ApiRejected, SpecError
 from workerpool_operator.load import Reading, load_status
@@ -53,7 +54,15 @@ class Cluster(Protocol):
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str) -> None: ...
     def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
     def annotate(
-        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        annotations: Mapping[str, str | None],
+    ) -> None: ...
+    def scale(
+        self, api_version: str, kind: str, namespace: str, name: str, replicas: int
     ) -> None: ...
 
 
@@ -129,7 +138,7 @@ def reconcile(
                 )
                 extra["autoscaling"] = decision.to_status()
                 pool = replace(pool, replicas=decision.replicas)
-            observations, problem = _apply(cluster, pool, owner, digests)
+            observations, problem = _apply(cluster, pool, owner, digests, confirmed(body))
     except SpecError as error:
         problem = Problem("InvalidSpec", f"invalid WorkerPool: {error}", permanent=True)
     except ApiRejected as error:
@@ -357,16 +366,22 @@ def _controlled_by(obj: Mapping[str, Any], owner: Owner) -> bool:
 
 
 def _apply(
-    cluster: Cluster, pool: PoolSpec, owner: Owner, digests: builders.Digests
+    cluster: Cluster, pool: PoolSpec, owner: Owner, digests: builders.Digests, confirm: bool
 ) -> tuple[list[DeploymentObservation], Problem | None]:
     children = builders.build_children(pool, owner, digests)
     ns = pool.namespace
-    # Never take over an object someone else created under our name (SSA with force would).
+    accepted_loss = False
     for child in children:
         kind, child_name = child["kind"], child["metadata"]["name"]
         live = cluster.get(child["apiVersion"], kind, ns, child_name)
-        if live is not None and not _controlled_by(live, owner):
+        # Never take over an object someone else created under our name (SSA with force
+        # would); a Redis claim this pool's name retained when it was deleted is its own.
+        if live is not None and not _controlled_by(live, owner) and not _retained(live, pool):
             return [], _name_conflict(kind, ns, child_name, pool.name)
+        loss = redis_data_loss(live, child) if child_name == _redis_name(pool, kind) else None
+        if loss is not None and not confirm:
+            return [], _data_loss(pool, loss)
+        accepted_loss = accepted_loss or loss is not None
     observations = []
     for child in children:
         live = cluster.apply(child)
@@ -375,6 +390,9 @@ def _apply(
                 _with_pods(cluster, pool, observe_deployment(_component(live), live))
             )
 
+    if accepted_loss:
+        # The confirmation covers this change only: the next one is guarded again.
+        cluster.annotate(names.API_VERSION, names.KIND, ns, pool.name, {CONFIRM_ANNOTATION: None})
     wanted = {(c["apiVersion"], c["kind"], c["metadata"]["name"]) for c in children}
     wanted |= {
         ("v1", "Secret", names.child_name(pool.name, component))
@@ -387,6 +405,35 @@ def _apply(
         if live is not None and _controlled_by(live, owner):
             cluster.delete(api_version, kind, ns, child_name, live["metadata"]["uid"])
     return observations, None
+
+
+def _redis_name(pool: PoolSpec, kind: str) -> str | None:
+    return names.child_name(pool.name, "redis") if kind == "Deployment" else None
+
+
+def _retained(obj: Mapping[str, Any], pool: PoolSpec) -> bool:
+    """A Redis claim left by a deleted pool of this name (whenDeleted: Retain): no controller,
+    the operator's labels for this pool; the pool adopts it with the jobs on it."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return (
+        obj.get("kind") == "PersistentVolumeClaim"
+        and _handed_over(obj)
+        and labels.get(names.LABEL_INSTANCE) == pool.name
+        and labels.get(names.LABEL_COMPONENT) == "redis"
+    )
+
+
+def _data_loss(pool: PoolSpec, loss: str) -> Problem:
+    redis = f"{pool.namespace}/{names.child_name(pool.name, 'redis')}"
+    return Problem(
+        "RedisDataLoss",
+        f"this change of Redis {redis} {loss}: its queued, scheduled and dead jobs would be "
+        "lost. The running Redis and every other child are kept as they are. Revert the "
+        f"change, or accept the loss: kubectl -n {pool.namespace} annotate wp/{pool.name} "
+        f"{CONFIRM_ANNOTATION}=true",
+        permanent=True,
+    )
 
 
 def _with_pods(
