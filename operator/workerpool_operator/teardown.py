@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from workerpool_operator import names, profiles
-from workerpool_operator.reconcile import Cluster
+from workerpool_operator.ports import Cluster
 
 #: Beyond the workers' grace period: the kubelet's kill and the API's bookkeeping.
 MARGIN_SECONDS: Final = 30

@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 from workerpool_operator import names
 from workerpool_operator.dataloss import CONFIRM_ANNOTATION
+from workerpool_operator.load import Load, Reading
+from workerpool_operator.reconcile import reconcile
 from workerpool_operator.teardown import MARGIN_SECONDS, retire
 
 from tests.unit.operator.conftest import spec_of
 from tests.unit.operator.fakes import FakeCluster
 from tests.unit.operator.test_reconcile import condition, run
+from tests.unit.operator.test_reconcile_load import FakeLoads
 
 REDIS = ("apps/v1", "Deployment", "apps", "shop-redis")
 CLAIM = ("v1", "PersistentVolumeClaim", "apps", "shop-redis")
@@ -185,3 +188,29 @@ def test_a_pass_leaves_a_pool_being_deleted_alone(cluster: FakeCluster) -> None:
     run(cluster)  # the resync timer or a child event during the teardown
     worker = cluster.objects[("apps/v1", "Deployment", "apps", "shop-worker")]
     assert worker["spec"]["replicas"] == 0
+
+
+@pytest.mark.parametrize(
+    ("used", "says"),
+    [(201326592, "is full: new jobs are refused (100%"), (190000000, "is nearly full (94%")],
+)
+def test_a_redis_near_its_maxmemory_is_reported(used: int, says: str) -> None:
+    cluster = FakeCluster()
+    cluster.add_pool(spec_of())
+    loads = FakeLoads()
+    empty = Load(queues={}, pods={}, unacked=0, dead=0)
+    loads.reading = Reading(empty, "", 15, (used, 192 * 2**20))
+    reconcile(cluster, "apps", "shop", now=lambda: "2030-01-01T00:00:00Z", loads=loads)
+    stalled = condition(cluster, "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "RedisMemoryFull")
+    assert f"Redis apps/shop-redis {says} of its maxmemory 192Mi" in stalled["message"]
+
+
+def test_a_redis_with_room_is_not_reported() -> None:
+    cluster = FakeCluster()
+    cluster.add_pool(spec_of())
+    loads = FakeLoads()
+    empty = Load(queues={}, pods={}, unacked=0, dead=0)
+    loads.reading = Reading(empty, "", 15, (2**20, 2**30))
+    reconcile(cluster, "apps", "shop", now=lambda: "2030-01-01T00:00:00Z", loads=loads)
+    assert condition(cluster, "Stalled")["status"] == "False"
