@@ -232,14 +232,19 @@ class Cluster:
 
 
 def _status_message(data: bytes | None, what: str) -> str:
-    """The API server's `Status.message`, but never for a Secret: its validation errors may
-    quote values."""
-    if what.startswith("Secret ") or not data:
+    """The API server's `Status.message`, but for a Secret only a quota refusal (which names
+    the quota and counts, never data): its validation errors may quote values."""
+    if not data:
         return ""
     try:
-        return str(json.loads(data).get("message", ""))
-    except ValueError:
+        status = json.loads(data)
+        message = str(status.get("message", ""))
+    except (ValueError, AttributeError):
         return ""
+    if what.startswith("Secret "):
+        quota = status.get("reason") == "Forbidden" and "exceeded quota" in message
+        return message if quota else ""
+    return message
 
 
 def _translate(code: int, what: str, message: str) -> ApiError:
