@@ -6,7 +6,8 @@ that empties the queue; moving between an emptyDir and the claim (preview promot
 production, persistence switched off) starts the new Redis without the old one's data. Such a
 change is refused, with the old Redis left running, until the pool carries the annotation
 CONFIRM_ANNOTATION: "true" (README "Your jobs' data"). A change on the same claim keeps the
-data (the append-only file is reloaded) and passes. Pure: compares two Deployment bodies.
+data (the append-only file is reloaded) and passes, and so does any change while no Redis pod
+is ready (there is nothing to lose). Pure: compares two Deployment bodies.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def confirmed(pool: Mapping[str, Any]) -> bool:
 
 def redis_data_loss(live: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> str | None:
     """Why applying `wanted` over the `live` Redis Deployment loses its data, or None."""
-    if live is None:
+    if live is None or not (live.get("status") or {}).get("readyReplicas"):
+        # No Redis serves (a broken image being fixed, a pod that never started): nothing in
+        # memory to lose, and refusing would keep the pool broken.
         return None
     old, new = _template(live), _template(wanted)
     if _hash(old) == _hash(new):

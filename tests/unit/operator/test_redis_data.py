@@ -33,6 +33,11 @@ def redis_template(cluster: FakeCluster) -> dict[str, Any]:
     return template
 
 
+def redis_ready(cluster: FakeCluster) -> None:
+    """As the Deployment controller reports a Redis pod that serves (and holds the jobs)."""
+    cluster.objects[REDIS]["status"] = {"readyReplicas": 1}
+
+
 def confirm(cluster: FakeCluster) -> None:
     cluster.pool["metadata"].setdefault("annotations", {})[CONFIRM_ANNOTATION] = "true"
 
@@ -50,6 +55,7 @@ def test_a_redis_change_that_loses_the_queue_is_refused_and_redis_kept(
 ) -> None:
     cluster.add_pool(spec_of())
     run(cluster)
+    redis_ready(cluster)
     before = redis_template(cluster)
     applied = len(cluster.applied)
     cluster.pool["spec"].update(edit)
@@ -72,6 +78,7 @@ def test_a_confirmed_loss_is_applied_once_and_the_confirmation_removed(
 ) -> None:
     cluster.add_pool(spec_of())
     run(cluster)
+    redis_ready(cluster)
     cluster.pool["spec"]["environment"] = "production"
     confirm(cluster)
 
@@ -88,9 +95,18 @@ def test_a_confirmed_loss_is_applied_once_and_the_confirmation_removed(
 def test_a_production_redis_may_change_on_its_volume(cluster: FakeCluster) -> None:
     cluster.add_pool(spec_of(environment="production"))
     run(cluster)
+    redis_ready(cluster)
     cluster.pool["spec"]["redis"] = {"image": "redis:7.2-alpine"}
     assert run(cluster).problem is None  # the append-only file on the claim is reloaded
     assert redis_template(cluster)["spec"]["containers"][0]["image"] == "redis:7.2-alpine"
+
+
+def test_a_redis_that_serves_nothing_may_be_fixed(cluster: FakeCluster) -> None:
+    cluster.add_pool(spec_of(redis={"image": "redis:does-not-exist"}))
+    run(cluster)  # its pod never becomes ready: no readyReplicas
+    cluster.pool["spec"]["redis"] = {"image": "redis:7.4-alpine"}
+    assert run(cluster).problem is None
+    assert redis_template(cluster)["spec"]["containers"][0]["image"] == "redis:7.4-alpine"
 
 
 def test_a_claim_retained_by_a_deleted_pool_is_adopted_by_its_namesake(
