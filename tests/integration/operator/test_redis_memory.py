@@ -59,7 +59,7 @@ def managed_redis(tmp_path: Path) -> Iterator[str]:
 
 def test_a_full_redis_refuses_new_jobs_and_keeps_every_job_it_took(managed_redis: str) -> None:
     client = redis.Redis.from_url(managed_redis)
-    assert int(client.config_get("maxmemory")["maxmemory"]) == redis_maxmemory(POOL)
+    assert int(str(client.config_get("maxmemory")["maxmemory"])) == redis_maxmemory(POOL)
     payload = b"x" * 64 * 1024
 
     def fill() -> int:

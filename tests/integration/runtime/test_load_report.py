@@ -74,7 +74,7 @@ def test_one_evaluation_is_one_batch_of_fifteen_commands(rt: Runtime, redis_url:
     assert reading.memory is not None
     used, maxmemory = reading.memory
     assert used > 0
-    assert maxmemory == int(client.config_get("maxmemory")["maxmemory"])
+    assert maxmemory == int(str(client.config_get("maxmemory")["maxmemory"]))
 
 
 @pytest.mark.usefixtures("rt")
