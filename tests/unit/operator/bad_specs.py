@@ -175,7 +175,7 @@ BAD_SPECS: list[BadSpec] = [
             {"concurrency": 64, "environment": "production",
              "resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
             "spec.concurrency", "cel", "spec.concurrency does not fit the worker's memory limit",
-            cel="quantity(string(self.resources.limits.memory))"),
+            cel="asApproximateFloat() >= double(has(self.concurrency)"),
     # -- accepted by the API server, refused by the operator before anything rolls out ---------
     BadSpec("not an IANA time zone", {"timezone": "Mars/Olympus"}, "spec.timezone", "operator"),
     BadSpec("request above the profile's limit", {"resources": {"requests": {"memory": "2Gi"}}},

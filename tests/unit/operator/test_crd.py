@@ -166,5 +166,5 @@ def test_the_concurrency_rule_knows_the_profiles_memory_limits(version: dict[str
     mebi = sizing.MEMORY_PER_PROCESS // 2**20
     assert f"* {mebi} <= (has(self.environment) && self.environment == 'production'" in rule
     assert f"? {production // 2**20} : {preview // 2**20})" in rule
-    assert f"* {mebi}) + 'Mi'" in rule
+    assert f"* {sizing.MEMORY_PER_PROCESS}.0 :" in rule
     assert f": {profiles.PROFILES['preview'].concurrency}) * {mebi}" in rule
