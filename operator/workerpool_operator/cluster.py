@@ -32,6 +32,7 @@ from workerpool_operator import names
 from workerpool_operator.errors import (
     APPLY_REJECTED,
     FORBIDDEN,
+    QUOTA_EXCEEDED,
     ApiError,
     ApiRejected,
     ApiUnavailable,
@@ -53,6 +54,7 @@ _PLURALS: Final[dict[tuple[str, str], str]] = {
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("v1", "Pod"): "pods",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     (names.API_VERSION, names.KIND): names.PLURAL,
 }
 
@@ -147,11 +149,25 @@ class Cluster:
         self._call("DELETE", target, what, body=body, missing_ok=True, exists_ok=True)
 
     def annotate(
-        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        annotations: Mapping[str, str | None],
     ) -> None:
         """Set annotations on an object the operator does not own by apply (a pod of a
-        Deployment): a JSON merge patch touches only those keys; a pod gone meanwhile is fine."""
+        Deployment, the pool): a JSON merge patch touches only those keys (None removes one);
+        an object gone meanwhile is fine."""
         body = {"metadata": {"annotations": dict(annotations)}}
+        target = path(api_version, kind, namespace, name)
+        what = _describe(kind, namespace, name)
+        self._call("PATCH", target, what, body=body, content_type=_MERGE_PATCH, missing_ok=True)
+
+    def scale(self, api_version: str, kind: str, namespace: str, name: str, replicas: int) -> None:
+        """Set only spec.replicas (a merge patch): the pool's teardown stops its workers
+        without re-applying the whole object; a Deployment gone meanwhile is fine."""
+        body = {"spec": {"replicas": replicas}}
         target = path(api_version, kind, namespace, name)
         what = _describe(kind, namespace, name)
         self._call("PATCH", target, what, body=body, content_type=_MERGE_PATCH, missing_ok=True)
@@ -216,20 +232,29 @@ class Cluster:
 
 
 def _status_message(data: bytes | None, what: str) -> str:
-    """The API server's `Status.message`, but never for a Secret: its validation errors may
-    quote values."""
-    if what.startswith("Secret ") or not data:
+    """The API server's `Status.message`, but for a Secret only a quota refusal (which names
+    the quota and counts, never data): its validation errors may quote values."""
+    if not data:
         return ""
     try:
-        return str(json.loads(data).get("message", ""))
-    except ValueError:
+        status = json.loads(data)
+        message = str(status.get("message", ""))
+    except (ValueError, AttributeError):
         return ""
+    if what.startswith("Secret "):
+        quota = status.get("reason") == "Forbidden" and "exceeded quota" in message
+        return message if quota else ""
+    return message
 
 
 def _translate(code: int, what: str, message: str) -> ApiError:
     detail = f": {message}" if message else ""
     if code in (400, 422):
         return ApiRejected(APPLY_REJECTED, f"{what} was rejected by the API server{detail}")
+    if code == 403 and "exceeded quota" in message:
+        # A ResourceQuota (object counts: Services, Secrets, PVCs), not RBAC: the message names
+        # the quota and what it limits.
+        return ApiRejected(QUOTA_EXCEEDED, f"{what} was refused by a ResourceQuota{detail}")
     if code == 403:
         return ApiRejected(
             FORBIDDEN,

@@ -27,6 +27,9 @@ class SpecError(ValueError):
 #: The API server's answer to a request RBAC does not allow. Treated alike wherever it occurs:
 #: not permanent, because the fix (the operator's Role) lies outside the pool.
 FORBIDDEN: Final = "Forbidden"
+#: A ResourceQuota of the pool's namespace refuses an object or a pod; the fix is the quota
+#: (or fewer objects), outside the pool's spec, so it is retried.
+QUOTA_EXCEEDED: Final = "QuotaExceeded"
 #: A child object the API server refuses (400/422): only a spec change can fix it.
 APPLY_REJECTED: Final = "ApplyRejected"
 
@@ -48,7 +51,7 @@ class ApiRejected(ApiError):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(reason, message)
-        self.permanent = reason != FORBIDDEN
+        self.permanent = reason not in (FORBIDDEN, QUOTA_EXCEEDED)
 
 
 class ApiUnavailable(ApiError):

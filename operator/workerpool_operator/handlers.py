@@ -22,6 +22,7 @@ import contextvars
 import functools
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
 import kopf
@@ -33,6 +34,7 @@ from workerpool_operator.errors import ApiError, ApiUnavailable
 from workerpool_operator.metrics import PoolMetrics, serve
 from workerpool_operator.reconcile import Outcome, reconcile
 from workerpool_operator.redisload import LoadReader
+from workerpool_operator.teardown import retire
 
 POOLS: Final = (names.GROUP, names.VERSION, names.PLURAL)
 # Drift is repaired within this period even without a watch event (a deleted Secret, a pod's
@@ -41,7 +43,13 @@ DEFAULT_RESYNC_SECONDS: Final = 10.0
 # kopf's retry of a stalled create/update; the timer re-checks far more often anyway, so this
 # mostly bounds how often the failure is logged.
 RETRY_SECONDS: Final = 60.0
+# How often a pool being deleted checks whether its workers are gone.
+TEARDOWN_POLL_SECONDS: Final = 2.0
 CHILD_LABELS: Final = {names.LABEL_MANAGED_BY: names.OPERATOR}
+# The same filter applied by the API server to the child watches (issue 24): without it, the
+# operator received every Deployment and Service of the cluster and dropped the foreign ones.
+CHILD_SELECTOR: Final = ",".join(f"{key}={value}" for key, value in CHILD_LABELS.items())
+CHILD_RESOURCES: Final = (("apps", "v1", "deployments"), ("v1", "services"))
 # For passes triggered by a child: kopf's logger there would speak about the child.
 _log = logging.getLogger(__name__)
 
@@ -70,6 +78,7 @@ def configure(*, settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> 
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=names.GROUP, key="last-handled-configuration"
     )
+    watch_children_only(settings)
     objects_logger = logging.getLogger("kopf.objects")
     if not any(isinstance(f, _QuietRoutine) for f in objects_logger.filters):
         objects_logger.addFilter(_QuietRoutine())
@@ -93,6 +102,13 @@ def stop_deferred_passes(*, memo: kopf.Memo, **_: Any) -> None:
     state = memo.get(MEMO_KEY)
     if isinstance(state, State):
         state.deferred.close()
+
+
+def watch_children_only(settings: kopf.OperatorSettings) -> None:
+    """Ask the API server for the operator's children only (`labelSelector` on the list and
+    the watch of Deployments and Services): the cost follows the pools, not the cluster."""
+    for resource in CHILD_RESOURCES:
+        settings.watching.label_selectors[resource] = CHILD_SELECTOR
 
 
 def login(settings: kopf.OperatorSettings) -> Credentials:
@@ -195,6 +211,29 @@ def reconcile_pool(
     raise _kopf_error(outcome.problem.message, permanent=outcome.problem.permanent)
 
 
+@kopf.on.delete(*POOLS)
+def retire_pool(
+    *, name: str, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Workers first, then the rest (teardown.py): Kopf keeps the finalizer, and with it every
+    child, until this handler succeeds."""
+    assert namespace is not None
+    state = memo.get(MEMO_KEY)
+    if not isinstance(state, State):
+        raise _kopf_error("operator not started yet", permanent=False, delay=1)
+    try:
+        waiting = retire(state.cluster, namespace, name, datetime.now(UTC))
+    except ApiUnavailable as error:
+        raise _kopf_error(str(error), permanent=False, delay=error.delay) from error
+    except ApiError as error:
+        # Permanent: Kopf then releases the finalizer, and the pool goes as it did before the
+        # ordered teardown, rather than staying undeletable (a 403 retried forever).
+        raise _kopf_error(f"ordered teardown skipped: {error}", permanent=True) from error
+    if waiting is not None:
+        raise _kopf_error(waiting, permanent=False, delay=TEARDOWN_POLL_SECONDS)
+    logger.info(f"{namespace}/{name}: workers stopped; beat, Flower and Redis go with the pool")
+
+
 def resync_pool(
     *, name: str, namespace: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
@@ -220,8 +259,9 @@ def _controller(body: kopf.Body) -> str | None:
     return None
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=CHILD_LABELS)
-@kopf.on.event("v1", "services", labels=CHILD_LABELS)
+# `labels` as well as the server-side selector: the handler must never see another child.
+@kopf.on.event(*CHILD_RESOURCES[0], labels=CHILD_LABELS)
+@kopf.on.event(*CHILD_RESOURCES[1], labels=CHILD_LABELS)
 async def child_changed(
     *, body: kopf.Body, type: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:

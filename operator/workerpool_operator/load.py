@@ -150,6 +150,7 @@ class Reading:
     load: Load | None
     error: str = ""  # why `load` is None; never the URL (it carries the password)
     commands: int = 0  # sent in this evaluation: the cost per evaluation
+    memory: tuple[int, int] | None = None  # Redis's used_memory and maxmemory, in bytes
 
 
 def commands(

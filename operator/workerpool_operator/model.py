@@ -15,6 +15,9 @@ from typing import Any, Literal
 Json = dict[str, Any]
 
 Environment = Literal["preview", "production"]
+# What deleting the pool does to the Redis volume claim, as a StatefulSet's
+# persistentVolumeClaimRetentionPolicy.whenDeleted: Retain (no owner reference) or Delete.
+VolumeRetention = Literal["Retain", "Delete"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class RedisSpec:
     persistence: bool
     storage_size: str
     storage_class: str | None
+    volume_when_deleted: VolumeRetention = "Retain"
 
     @property
     def managed(self) -> bool:

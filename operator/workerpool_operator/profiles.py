@@ -21,6 +21,11 @@ DEFAULT_LOG_FORMAT: Final = "text"
 # A warm shutdown lets running jobs finish; 5 minutes covers typical jobs.
 DEFAULT_WORKER_GRACE_SECONDS: Final = 300
 DEFAULT_UID: Final = 10001
+# Redis keeps a quarter of its memory limit for what `maxmemory` does not count (the
+# append-only file rewrite's copy-on-write fork, client buffers, fragmentation), so a full
+# Redis refuses writes (noeviction) instead of being OOM-killed (builders/redis.py).
+REDIS_MAXMEMORY_PERCENT: Final = 75
+MIN_REDIS_MEMORY_LIMIT: Final = 32 * 2**20
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,9 @@ def parse_quantity(value: str | int | float) -> Decimal:
         raise QuantityError(f"{value!r} is not a quantity (examples: 500m, 2, 512Mi, 1Gi)")
     number, suffix = match["number"], match["suffix"] or ""
     try:
-        if suffix[:1] in ("e", "E"):
-            return Decimal(number) * (Decimal(10) ** Decimal(suffix[1:]))
-        return Decimal(number) * _SUFFIXES[suffix]
+        # "E" and "Ei" are suffixes (exa, exbi); only "e"/"E" followed by digits is an exponent.
+        if suffix in _SUFFIXES:
+            return Decimal(number) * _SUFFIXES[suffix]
+        return Decimal(number) * (Decimal(10) ** Decimal(suffix[1:]))
     except InvalidOperation as error:
         raise QuantityError(f"{value!r} is not a quantity") from error

@@ -7,28 +7,36 @@ prunes children a changed spec no longer wants, reads the pods of components tha
 ready (diagnosis.py), and writes the status only if it changed. An invalid spec stops the pass
 before anything is applied, so running children stay as they are. Semantic problems become a
 Stalled status, never an exception loop; API errors (errors.py) other than a rejected child
-propagate to the handlers. Talks to the API only through the `Cluster` protocol; must not
-build objects itself (builders do) nor import kopf (handlers.py translates errors).
+propagate to the handlers. Reading the inputs is inputs.py's. Talks to the API only through
+the `ports.Cluster` protocol; must not build objects itself (builders do) nor import kopf
+(handlers.py translates errors).
 """
 
 from __future__ import annotations
 
-import base64
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from workerpool_operator import builders, names
 from workerpool_operator.autoscale import DELETION_COST, Decision, decide, deletion_costs
-from workerpool_operator.confighash import ABSENT, digest_data
+from workerpool_operator.dataloss import CONFIRM_ANNOTATION, confirmed, redis_data_loss
 from workerpool_operator.diagnosis import diagnose
 from workerpool_operator.errors import ApiRejected, SpecError
+from workerpool_operator.inputs import (
+    controlled_by,
+    handed_over,
+    name_conflict,
+    read_inputs,
+    redis_url,
+)
 from workerpool_operator.load import Reading, load_status
 from workerpool_operator.model import Json, Owner, PoolSpec
 from workerpool_operator.names import Component
-from workerpool_operator.references import REDIS_PASSWORD_KEY, Reference, all_references
+from workerpool_operator.ports import Cluster, Loads
+from workerpool_operator.pressure import memory_problem
 from workerpool_operator.spec import parse_pool
 from workerpool_operator.status import (
     DeploymentObservation,
@@ -37,31 +45,6 @@ from workerpool_operator.status import (
     compute_status,
     observe_deployment,
 )
-from workerpool_operator.values import REDIS_URL_SCHEMES, is_redis_url
-
-
-class Cluster(Protocol):
-    """What a pass needs from the API (implemented by `cluster.Cluster`; faked in unit tests)."""
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Json | None: ...
-    def get_pool(self, namespace: str, name: str) -> Json | None: ...
-    def list_objects(
-        self, api_version: str, kind: str, namespace: str, selector: str
-    ) -> list[Json]: ...
-    def apply(self, obj: Mapping[str, Any]) -> Json: ...
-    def create(self, obj: Mapping[str, Any]) -> Json | None: ...
-    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str) -> None: ...
-    def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
-    def annotate(
-        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
-    ) -> None: ...
-
-
-class Loads(Protocol):
-    """Reads a pool's load from its Redis (implemented by `redisload.LoadReader`)."""
-
-    def read(self, pool: tuple[str, str], url: str, queues: tuple[str, ...]) -> Reading: ...
-    def forget(self, pool: tuple[str, str]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +95,7 @@ def reconcile(
     stamp = now()
     try:
         pool = parse_pool(name, namespace, body.get("spec"))
-        digests, seen, problem = _read_inputs(cluster, pool, owner, password)
+        digests, seen, problem = read_inputs(cluster, pool, owner, password)
         if problem is None:
             reading = _read_load(loads, pool, seen)
             if reading is not None and reading.load is not None:
@@ -129,7 +112,8 @@ def reconcile(
                 )
                 extra["autoscaling"] = decision.to_status()
                 pool = replace(pool, replicas=decision.replicas)
-            observations, problem = _apply(cluster, pool, owner, digests)
+            observations, problem = _apply(cluster, pool, owner, digests, confirmed(body))
+            problem = problem or _memory_pressure(pool, reading)
     except SpecError as error:
         problem = Problem("InvalidSpec", f"invalid WorkerPool: {error}", permanent=True)
     except ApiRejected as error:
@@ -157,6 +141,14 @@ def reconcile(
     return Outcome(problem, status, changed, transitions, body, scaled, reading)
 
 
+def _memory_pressure(pool: PoolSpec, reading: Reading | None) -> Problem | None:
+    """The managed Redis near its maxmemory (pressure.py); an external one is not ours to size."""
+    if not pool.redis.managed or reading is None or reading.memory is None:
+        return None
+    redis = f"{pool.namespace}/{names.child_name(pool.name, 'redis')}"
+    return memory_problem(redis, *reading.memory)
+
+
 def _mark_deletion_costs(
     cluster: Cluster, pool: PoolSpec, reading: Reading, previous: Mapping[str, Any]
 ) -> None:
@@ -173,200 +165,29 @@ def _read_load(
     """The pool's load, if its Redis URL is known (the Secrets were read this pass)."""
     if loads is None:
         return None
-    url = _redis_url(pool, seen)
+    url = redis_url(pool, seen)
     if url is None:
         return Reading(None, "the Redis URL is not readable from its Secret")
     return loads.read((pool.namespace, pool.name), url, pool.queues)
 
 
-def _redis_url(pool: PoolSpec, seen: Mapping[tuple[str, str], Json | None]) -> str | None:
-    """The URL the workers use (builders/pods.py), as the operator reaches it: the managed
-    Redis through its Service's cluster DNS name, an external one as its Secret says."""
-    if pool.redis.external_secret is not None:
-        secret, key = pool.redis.external_secret, pool.redis.external_key
-    else:
-        secret, key = names.child_name(pool.name, "redis"), REDIS_PASSWORD_KEY
-    obj = seen.get(("Secret", secret))
-    encoded = _data(obj).get(key) if obj is not None else None
-    if encoded is None:
-        return None
-    try:
-        value = base64.b64decode(encoded).decode()
-    except ValueError:
-        return None
-    if pool.redis.external_secret is not None:
-        return value if is_redis_url(value) else None
-    host = f"{names.child_name(pool.name, 'redis')}.{pool.namespace}.svc"
-    return f"redis://:{value}@{host}:{names.REDIS_PORT}/0"
-
-
-Seen = dict[tuple[str, str], Json | None]
-
-
-def _read_inputs(
-    cluster: Cluster, pool: PoolSpec, owner: Owner, password: Callable[[], str]
-) -> tuple[builders.Digests, Seen, Problem | None]:
-    """Create missing generated Secrets, read every referenced object, digest their data;
-    returns what was read too (the Redis URL comes from it)."""
-    seen: Seen = {}  # one GET per object per pass
-    for component in builders.generated_secret_components(pool):
-        live, problem = _generated_secret(cluster, pool, owner, component, password)
-        if problem is not None:
-            return {}, seen, problem
-        seen[("Secret", names.child_name(pool.name, component))] = live
-
-    digests: dict[tuple[str, str], str] = {}
-    problems: list[Problem] = []
-    for ref in all_references(pool):
-        if ref.identity not in seen:
-            seen[ref.identity] = cluster.get("v1", ref.kind, pool.namespace, ref.name)
-        obj = seen[ref.identity]
-        digests[ref.identity] = ABSENT if obj is None else digest_data(_data(obj))
-        problem = _reference_problem(pool.namespace, ref, obj)
-        if problem is not None:
-            problems.append(problem)
-    if not problems:
-        return digests, seen, None
-    message = "; ".join(p.message for p in problems)
-    return digests, seen, Problem(problems[0].reason, message)
-
-
-def _generated_secret(
-    cluster: Cluster,
-    pool: PoolSpec,
-    owner: Owner,
-    component: Component,
-    password: Callable[[], str],
-) -> tuple[Json | None, Problem | None]:
-    """The live generated Secret of `component`, created if it may be: never over someone
-    else's object, and never a new Redis password while Redis runs with the old one."""
-    ns, secret_name = pool.namespace, names.child_name(pool.name, component)
-    live = cluster.get("v1", "Secret", ns, secret_name)
-    if live is not None and _controlled_by(live, owner):
-        return live, None
-    if live is not None and _handed_over(live):
-        return _take_back(cluster, pool, owner, component, live), None
-    if live is not None:
-        return None, _name_conflict("Secret", ns, secret_name, pool.name)
-    if component == "redis" and _owned(cluster, "apps/v1", "Deployment", ns, secret_name, owner):
-        return None, Problem("RedisSecretMissing", _redis_secret_missing(ns, secret_name))
-    # Created once; if another pass won the race, keep its password.
-    secret = builders.build_generated_secret(pool, owner, component, password())
-    return cluster.create(secret) or cluster.get("v1", "Secret", ns, secret_name), None
-
-
-def _take_back(
-    cluster: Cluster, pool: PoolSpec, owner: Owner, component: Component, live: Json
-) -> Json | None:
-    """A generated Secret a user restored (see the README) becomes the pool's again with the
-    same data, so no pod rolls. Re-created rather than patched: the operator's RBAC has no
-    `patch` on Secrets, which would let it rewrite any Secret it can see."""
-    data = dict(live.get("data") or {})
-    restored = builders.build_restored_secret(pool, owner, component, data)
-    cluster.delete(
-        "v1", "Secret", pool.namespace, live["metadata"]["name"], live["metadata"]["uid"]
-    )
-    return cluster.create(restored)
-
-
-def _handed_over(obj: Mapping[str, Any]) -> bool:
-    """A Secret with the operator's managed-by label and no controller: restored by a user."""
-    meta = obj.get("metadata") or {}
-    labelled = (meta.get("labels") or {}).get(names.LABEL_MANAGED_BY) == names.OPERATOR
-    controlled = any(ref.get("controller") for ref in meta.get("ownerReferences") or [])
-    return labelled and not controlled
-
-
-def _redis_secret_missing(ns: str, name: str) -> str:
-    return (
-        f"Secret {ns}/{name} (the generated Redis password) is gone while Redis {ns}/{name} "
-        "still runs with that password and holds the queued jobs; a new password would cut "
-        f"every component off from them. Restore it: kubectl -n {ns} create secret generic "
-        f'{name} --from-literal=password="$(kubectl -n {ns} exec deploy/{name} -c redis -- '
-        f'printenv REDIS_PASSWORD)" && kubectl -n {ns} label secret {name} '
-        f"{names.LABEL_MANAGED_BY}={names.OPERATOR}; or give up the queue: kubectl -n {ns} "
-        f"delete deployment {name}"
-    )
-
-
-def _reference_problem(ns: str, ref: Reference, obj: Json | None) -> Problem | None:
-    if ref.optional:
-        return None
-    if obj is None:
-        return Problem(
-            f"{ref.kind}NotFound",
-            f"{ref.kind} {ns}/{ref.name} (from {ref.field}) does not exist; "
-            "create it, or fix the reference",
-        )
-    missing = [key for key in ref.keys if key not in _data(obj)]
-    if not missing:
-        return _value_problem(ns, ref, obj)
-    fix = "delete it: the operator regenerates it or says how to restore it"
-    if not ref.generated:
-        fix = "add it"
-    return Problem(
-        f"{ref.kind}KeyMissing",
-        f"{ref.kind} {ns}/{ref.name} (from {ref.field}) has no key {', '.join(missing)}; {fix}",
-    )
-
-
-def _value_problem(ns: str, ref: Reference, obj: Json) -> Problem | None:
-    """A value the runtime would refuse at start-up; the message never quotes it (a URL
-    carries the password)."""
-    if not ref.holds_redis_url:
-        return None
-    (key,) = ref.keys
-    try:
-        url = base64.b64decode(_data(obj)[key]).decode()
-    except ValueError:
-        url = ""
-    if is_redis_url(url):
-        return None
-    schemes = ", ".join(REDIS_URL_SCHEMES)
-    return Problem(
-        "SecretValueInvalid",
-        f"Secret {ns}/{ref.name} (from {ref.field}) key {key} is not a Redis URL ({schemes}), "
-        "which the workers need; fix the Secret",
-    )
-
-
-def _name_conflict(kind: str, ns: str, name: str, pool: str) -> Problem:
-    return Problem(
-        "NameConflict",
-        f"{kind} {ns}/{name} exists and is not controlled by WorkerPool {pool}; "
-        "delete or rename it, or rename the pool",
-        permanent=True,
-    )
-
-
-def _owned(cluster: Cluster, api_version: str, kind: str, ns: str, name: str, owner: Owner) -> bool:
-    live = cluster.get(api_version, kind, ns, name)
-    return live is not None and _controlled_by(live, owner)
-
-
-def _data(obj: Mapping[str, Any]) -> dict[str, str]:
-    """Secret data (base64) or ConfigMap data + binaryData, as one mapping of strings."""
-    merged = dict(obj.get("data") or {})
-    merged.update({f"binary:{k}": v for k, v in (obj.get("binaryData") or {}).items()})
-    return merged
-
-
-def _controlled_by(obj: Mapping[str, Any], owner: Owner) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == owner.uid and ref.get("controller") for ref in refs)
-
-
 def _apply(
-    cluster: Cluster, pool: PoolSpec, owner: Owner, digests: builders.Digests
+    cluster: Cluster, pool: PoolSpec, owner: Owner, digests: builders.Digests, confirm: bool
 ) -> tuple[list[DeploymentObservation], Problem | None]:
     children = builders.build_children(pool, owner, digests)
     ns = pool.namespace
-    # Never take over an object someone else created under our name (SSA with force would).
+    accepted_loss = False
     for child in children:
         kind, child_name = child["kind"], child["metadata"]["name"]
         live = cluster.get(child["apiVersion"], kind, ns, child_name)
-        if live is not None and not _controlled_by(live, owner):
-            return [], _name_conflict(kind, ns, child_name, pool.name)
+        # Never take over an object someone else created under our name (SSA with force
+        # would); a Redis claim this pool's name retained when it was deleted is its own.
+        if live is not None and not controlled_by(live, owner) and not _retained(live, pool):
+            return [], name_conflict(kind, ns, child_name, pool.name)
+        loss = redis_data_loss(live, child) if child_name == _redis_name(pool, kind) else None
+        if loss is not None and not confirm:
+            return [], _data_loss(pool, loss)
+        accepted_loss = accepted_loss or loss is not None
     observations = []
     for child in children:
         live = cluster.apply(child)
@@ -375,6 +196,9 @@ def _apply(
                 _with_pods(cluster, pool, observe_deployment(_component(live), live))
             )
 
+    if accepted_loss:
+        # The confirmation covers this change only: the next one is guarded again.
+        cluster.annotate(names.API_VERSION, names.KIND, ns, pool.name, {CONFIRM_ANNOTATION: None})
     wanted = {(c["apiVersion"], c["kind"], c["metadata"]["name"]) for c in children}
     wanted |= {
         ("v1", "Secret", names.child_name(pool.name, component))
@@ -384,9 +208,38 @@ def _apply(
         if (api_version, kind, child_name) in wanted:
             continue
         live = cluster.get(api_version, kind, ns, child_name)
-        if live is not None and _controlled_by(live, owner):
+        if live is not None and controlled_by(live, owner):
             cluster.delete(api_version, kind, ns, child_name, live["metadata"]["uid"])
     return observations, None
+
+
+def _redis_name(pool: PoolSpec, kind: str) -> str | None:
+    return names.child_name(pool.name, "redis") if kind == "Deployment" else None
+
+
+def _retained(obj: Mapping[str, Any], pool: PoolSpec) -> bool:
+    """A Redis claim left by a deleted pool of this name (whenDeleted: Retain): no controller,
+    the operator's labels for this pool; the pool adopts it with the jobs on it."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return (
+        obj.get("kind") == "PersistentVolumeClaim"
+        and handed_over(obj)
+        and labels.get(names.LABEL_INSTANCE) == pool.name
+        and labels.get(names.LABEL_COMPONENT) == "redis"
+    )
+
+
+def _data_loss(pool: PoolSpec, loss: str) -> Problem:
+    redis = f"{pool.namespace}/{names.child_name(pool.name, 'redis')}"
+    return Problem(
+        "RedisDataLoss",
+        f"this change of Redis {redis} {loss}: its queued, scheduled and dead jobs would be "
+        "lost. The running Redis and every other child are kept as they are. Revert the "
+        f"change, or accept the loss: kubectl -n {pool.namespace} annotate wp/{pool.name} "
+        f"{CONFIRM_ANNOTATION}=true",
+        permanent=True,
+    )
 
 
 def _with_pods(
@@ -407,7 +260,7 @@ def _observe(
     found = []
     for component in names.COMPONENTS:
         live = cluster.get("apps/v1", "Deployment", namespace, names.child_name(name, component))
-        if live is not None and _controlled_by(live, owner):
+        if live is not None and controlled_by(live, owner):
             found.append(observe_deployment(component, live))
     return found
 

@@ -52,16 +52,19 @@ class LoadReader:
             with state.client.pipeline(transaction=False) as pipe:
                 for command in batch:
                     pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                # In the same round trip: memory pressure for the status (pressure.py).
+                pipe.execute_command("INFO", "memory")  # type: ignore[no-untyped-call]
                 replies = pipe.execute()
+            memory = _memory(replies.pop())
             found = load.load_from(queues, replies, now, state.sightings)
             if found.expired_pods:
                 state.client.hdel(load.LOAD_KEY, *found.expired_pods)
         except (redis.RedisError, ValueError) as error:
             state.retry_at = monotonic() + RETRY_SECONDS
             state.error = f"cannot read the pool's Redis: {type(error).__name__}"
-            return Reading(None, state.error, len(batch))
+            return Reading(None, state.error, len(batch) + 1)
         state.sightings = dict(found.sightings)
-        return Reading(found, "", len(batch))
+        return Reading(found, "", len(batch) + 1, memory)
 
     def forget(self, pool: tuple[str, str]) -> None:
         with self._lock:
@@ -84,3 +87,13 @@ class LoadReader:
             )
             state = self._pools[pool] = _PoolState(url=url, client=client)
             return state
+
+
+def _memory(info: object) -> tuple[int, int] | None:
+    """(used_memory, maxmemory) from redis-py's parsed `INFO memory`, if it has them."""
+    if not isinstance(info, dict):
+        return None
+    used, limit = info.get("used_memory"), info.get("maxmemory")
+    if not isinstance(used, int) or not isinstance(limit, int):
+        return None
+    return used, limit

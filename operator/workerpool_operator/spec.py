@@ -25,9 +25,10 @@ from workerpool_operator.model import (
     PodSettings,
     PoolSpec,
     RedisSpec,
-    Resources,
+    VolumeRetention,
 )
 from workerpool_operator.quantity import parse_quantity
+from workerpool_operator.sizing import check_fits, check_redis_memory, resources_of
 from workerpool_operator.values import check_image, check_queues, check_timezone
 
 __all__ = ["RESERVED_ENV", "SpecError", "parse_pool"]
@@ -48,7 +49,6 @@ RESERVED_ENV = frozenset(
 _POOL_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _MAX_POOL_NAME = 50  # "<pool>-flower" must stay a valid Service name (63 chars)
 _PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -80,7 +80,8 @@ def parse_pool(name: str, namespace: str, spec: Mapping[str, Any] | None) -> Poo
 
     concurrency = top.integer("concurrency", 1, 256, profile.concurrency)
     autoscaling = _autoscaling(top, concurrency)
-    resources = _resources(top, "resources", profile.worker)
+    resources = resources_of(top, "resources", profile.worker)
+    check_fits(concurrency, resources)
     return PoolSpec(
         name=name,
         namespace=namespace,
@@ -150,14 +151,14 @@ def _autoscaling(top: Fields, concurrency: int) -> AutoscalingSpec | None:
 def _beat(beat: Fields, profile: profiles.Profile) -> BeatSpec:
     return BeatSpec(
         enabled=beat.boolean("enabled", True),
-        resources=_resources(beat, "resources", profile.beat),
+        resources=resources_of(beat, "resources", profile.beat),
     )
 
 
 def _flower(flower: Fields, profile: profiles.Profile) -> FlowerSpec:
     return FlowerSpec(
         enabled=flower.boolean("enabled", True),
-        resources=_resources(flower, "resources", profile.flower),
+        resources=resources_of(flower, "resources", profile.flower),
         credentials_secret=flower.optional_string("credentialsSecret"),
     )
 
@@ -178,16 +179,22 @@ def _redis(redis: Fields, profile: profiles.Profile) -> RedisSpec:
     size = persistence.quantity("size", profile.redis_storage_size)
     if parse_quantity(size) <= 0:
         raise SpecError(f"{persistence.path}.size", f"{size} must be greater than zero")
+    resources = resources_of(redis, "resources", profile.redis)
+    if external_secret is None:
+        check_redis_memory(redis, resources)
     return RedisSpec(
         external_secret=external_secret,
         external_key=external.string_or("key", "url"),
         image=check_image(
             f"{redis.path}.image", redis.string_or("image", profiles.DEFAULT_REDIS_IMAGE)
         ),
-        resources=_resources(redis, "resources", profile.redis),
+        resources=resources,
         persistence=persistence.boolean("enabled", profile.redis_persistence),
         storage_size=size,
         storage_class=persistence.optional_string("storageClassName"),
+        volume_when_deleted=cast(
+            VolumeRetention, persistence.enum("whenDeleted", ("Retain", "Delete"), "Retain")
+        ),
     )
 
 
@@ -207,44 +214,6 @@ def _pod(top: Fields) -> PodSettings:
         run_as_user=security.integer("runAsUser", 1, 2**31 - 1, profiles.DEFAULT_UID),
         run_as_group=security.integer("runAsGroup", 0, 2**31 - 1, profiles.DEFAULT_UID),
         fs_group=security.integer("fsGroup", 0, 2**31 - 1, profiles.DEFAULT_UID),
-    )
-
-
-def _resources(parent: Fields, key: str, profile: Resources) -> Resources:
-    """Merge each of requests/limits x cpu/memory/... over the profile, then check the result."""
-    raw = parent.child(key)
-    requests = _merged(raw.child("requests"), profile.requests)
-    limits = _merged(raw.child("limits"), profile.limits)
-    for resource in _RESOURCE_NAMES:
-        if resource not in requests or resource not in limits:
-            continue
-        if parse_quantity(requests[resource]) > parse_quantity(limits[resource]):
-            raise _over_limit(raw, resource, requests[resource], limits[resource])
-    return Resources(requests=requests, limits=limits)
-
-
-def _merged(given: Fields, base: Mapping[str, str]) -> dict[str, str]:
-    values = dict(base)
-    for resource in _RESOURCE_NAMES:
-        if given.has(resource):
-            values[resource] = given.quantity(resource, "0")
-    return values
-
-
-def _over_limit(raw: Fields, resource: str, request: str, limit: str) -> SpecError:
-    """Blame the value the user wrote: a limit set below the profile's request is a problem
-    of the limit, not of a request the user never wrote."""
-    requests, limits = f"{raw.path}.requests.{resource}", f"{raw.path}.limits.{resource}"
-    if raw.child("limits").has(resource) and not raw.child("requests").has(resource):
-        return SpecError(
-            limits,
-            f"{limit} is below the request {request} of the environment profile; raise it, "
-            f"or set {requests} as well",
-        )
-    return SpecError(
-        requests,
-        f"{request} exceeds the limit {limit} (explicit or from the environment profile); "
-        f"raise {limits} as well",
     )
 
 

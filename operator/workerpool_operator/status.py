@@ -40,6 +40,9 @@ class DeploymentObservation:
     deadline_exceeded: str | None
     # A failing container of its pods (diagnosis.py), found long before the deadline.
     failure: Problem | None = None
+    # Pods its ReplicaSet cannot create (a ResourceQuota, Pod Security, a LimitRange): the
+    # Deployment's ReplicaFailure condition, set within seconds of the refusal.
+    replica_failure: Problem | None = None
 
     @property
     def is_ready(self) -> bool:
@@ -54,6 +57,8 @@ class DeploymentObservation:
     def summary(self) -> str:
         if self.failure is not None:
             return self.failure.message
+        if self.replica_failure is not None:
+            return self.replica_failure.message
         if self.observed_generation < self.generation:
             return "Deployment change not yet observed by its controller"
         if self.updated < self.desired or self.replicas > self.desired:
@@ -68,6 +73,7 @@ def observe_deployment(
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
     stuck = None
+    refused = None
     for condition in status.get("conditions") or []:
         if (
             condition.get("type") == "Progressing"
@@ -75,6 +81,8 @@ def observe_deployment(
             and condition.get("reason") == "ProgressDeadlineExceeded"
         ):
             stuck = str(condition.get("message", "progress deadline exceeded"))
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            refused = replica_failure(component, str(condition.get("message") or ""))
     return DeploymentObservation(
         component=component,
         desired=int(spec.get("replicas", 1)),
@@ -85,7 +93,30 @@ def observe_deployment(
         updated=int(status.get("updatedReplicas", 0)),
         available=int(status.get("availableReplicas", 0)),
         deadline_exceeded=stuck,
+        replica_failure=refused,
     )
+
+
+# Who refused the pod, by the admission plugin's own wording (apiserver quota, PodSecurity
+# and LimitRanger messages), most specific first.
+_REFUSERS = (
+    ("exceeded quota", "QuotaExceeded", "a ResourceQuota"),
+    ("violates PodSecurity", "PodSecurityViolation", "Pod Security admission"),
+    ("LimitRange", "LimitRangeViolation", "a LimitRange"),
+    ("per Container", "LimitRangeViolation", "a LimitRange"),
+    ("per Pod", "LimitRangeViolation", "a LimitRange"),
+)
+
+
+def replica_failure(component: Component, message: str) -> Problem:
+    """A Deployment's ReplicaFailure as a Stalled problem; the API server's message (which
+    names the quota, the policy level or the limit) is kept whole."""
+    reason, who = "FailedCreate", "the API server"
+    for needle, found_reason, found_who in _REFUSERS:
+        if needle in message:
+            reason, who = found_reason, found_who
+            break
+    return Problem(reason, f"{component}: pods refused by {who}: {message}")
 
 
 def compute_status(
@@ -170,6 +201,9 @@ def _stuck_rollout(observations: Sequence[DeploymentObservation]) -> Problem | N
     for o in observations:
         if o.failure is not None and not o.is_ready:
             return o.failure
+    for o in observations:
+        if o.replica_failure is not None and not o.is_ready:
+            return o.replica_failure
     for o in observations:
         if o.deadline_exceeded is not None and not o.is_ready:
             return Problem("ProgressDeadlineExceeded", f"{o.component}: {o.deadline_exceeded}")

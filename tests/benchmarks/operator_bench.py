@@ -96,6 +96,7 @@ class Watcher:
         "PersistentVolumeClaim": ("CoreV1Api", "list_namespaced_persistent_volume_claim"),
         "Deployment": ("AppsV1Api", "list_namespaced_deployment"),
         "StatefulSet": ("AppsV1Api", "list_namespaced_stateful_set"),
+        "PodDisruptionBudget": ("PolicyV1Api", "list_namespaced_pod_disruption_budget"),
     }
 
     def __init__(self, api: Any, kinds: set[str]) -> None:

@@ -86,6 +86,10 @@ manifests/rbac/cluster_role.yaml (a test compares them).
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, create, patch]
+# Disruption budgets of Redis and production workers: applied, pruned when not wanted.
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, create, patch, delete]
 # Pods of a component that is not ready: their container statuses name the error.
 - apiGroups: [""]
   resources: [pods]

@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Final
 
 from workerpool_operator.builders.beat import build_beat_deployment
+from workerpool_operator.builders.budgets import (
+    build_redis_budget,
+    build_worker_budget,
+    wants_worker_budget,
+)
 from workerpool_operator.builders.flower import build_flower_deployment, build_flower_service
 from workerpool_operator.builders.pods import Digests
 from workerpool_operator.builders.redis import (
@@ -32,9 +37,15 @@ __all__ = [
     "prunable_children",
 ]
 
-# Kinds a pool may stop needing (a component disabled, Redis made external). A Redis PVC is
-# deliberately absent: dropping persistence must not delete data; it goes with the pool.
-PRUNABLE_KINDS: Final = (("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "Secret"))
+# Kinds a pool may stop needing (a component disabled, Redis made external, production made
+# preview), with the components that can have one. A Redis PVC is deliberately absent:
+# dropping persistence must not delete data (its retention policy decides, see redis.py).
+PRUNABLE_KINDS: Final[dict[tuple[str, str], tuple[Component, ...]]] = {
+    ("apps/v1", "Deployment"): ("worker", "beat", "flower", "redis"),
+    ("v1", "Service"): ("flower", "redis"),
+    ("v1", "Secret"): ("flower", "redis"),
+    ("policy/v1", "PodDisruptionBudget"): ("worker", "redis"),
+}
 
 
 def build_children(pool: PoolSpec, owner: Owner, digests: Digests) -> list[Json]:
@@ -45,12 +56,15 @@ def build_children(pool: PoolSpec, owner: Owner, digests: Digests) -> list[Json]
         if pool.redis.persistence:
             children.append(build_redis_pvc(pool, owner))
         children.append(build_redis_service(pool, owner))
+        children.append(build_redis_budget(pool, owner))
         children.append(build_redis_deployment(pool, owner, digests))
     if pool.flower.enabled:
         children.append(build_flower_service(pool, owner))
         children.append(build_flower_deployment(pool, owner, digests))
     if pool.beat.enabled:
         children.append(build_beat_deployment(pool, owner, digests))
+    if wants_worker_budget(pool):
+        children.append(build_worker_budget(pool, owner))
     children.append(build_worker_deployment(pool, owner, digests))
     return children
 
@@ -67,13 +81,8 @@ def generated_secret_components(pool: PoolSpec) -> tuple[Component, ...]:
 
 def prunable_children(pool_name: str) -> list[tuple[str, str, str]]:
     """(apiVersion, kind, name) of every prunable object a pool of this name can have."""
-    components: tuple[Component, ...] = ("worker", "beat", "flower", "redis")
-    found = []
-    for api_version, kind in PRUNABLE_KINDS:
-        for component in components:
-            if kind == "Service" and component not in ("flower", "redis"):
-                continue
-            if kind == "Secret" and component not in ("flower", "redis"):
-                continue
-            found.append((api_version, kind, child_name(pool_name, component)))
-    return found
+    return [
+        (api_version, kind, child_name(pool_name, component))
+        for (api_version, kind), components in PRUNABLE_KINDS.items()
+        for component in components
+    ]

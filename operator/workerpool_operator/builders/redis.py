@@ -3,6 +3,10 @@
 One replica with the Recreate strategy (a ReadWriteOnce volume cannot be attached to two
 pods). With persistence the data lives on the PVC with the append-only file on, so queued and
 scheduled jobs survive a restart; without it, in an emptyDir with persistence off.
+Memory fails safe: `maxmemory` a margin below the container's limit with `noeviction`, so a
+full Redis refuses writes ("OOM command not allowed") instead of evicting jobs or being
+OOM-killed. The claim has no owner reference unless the pool asks for `whenDeleted: Delete`:
+deleting the pool must not delete the disk holding its jobs.
 Pure; must not import kubernetes or kopf.
 """
 
@@ -10,9 +14,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from workerpool_operator import names
+from workerpool_operator import names, profiles
 from workerpool_operator.builders import pods
 from workerpool_operator.model import Json, Owner, PoolSpec
+from workerpool_operator.quantity import parse_quantity
 from workerpool_operator.references import REDIS_PASSWORD_KEY
 
 # The official image's `redis` user; set explicitly because we bypass its entrypoint (which
@@ -21,12 +26,21 @@ REDIS_UID: Final = 999
 DATA_VOLUME: Final = "data"
 
 
+def redis_maxmemory(pool: PoolSpec) -> int:
+    """Bytes Redis may hold: a margin below the container's memory limit (profiles.py)."""
+    limit = parse_quantity(pool.redis.resources.limits["memory"])
+    return int(limit * profiles.REDIS_MAXMEMORY_PERCENT / 100)
+
+
 def redis_command(pool: PoolSpec) -> list[str]:
     command = [
         "redis-server",
         "--port", str(names.REDIS_PORT),
         "--requirepass", "$(REDIS_PASSWORD)",
         "--dir", "/data",
+        "--maxmemory", str(redis_maxmemory(pool)),
+        # Never drop a key to make room: every key is a job, a schedule or a result.
+        "--maxmemory-policy", "noeviction",
     ]  # fmt: skip
     if pool.redis.persistence:
         return [*command, "--appendonly", "yes"]
@@ -100,9 +114,15 @@ def build_redis_pvc(pool: PoolSpec, owner: Owner) -> Json:
     }
     if pool.redis.storage_class is not None:
         spec["storageClassName"] = pool.redis.storage_class
+    metadata = pods.metadata(pool, owner, "redis")
+    if pool.redis.volume_when_deleted == "Retain":
+        # No owner: the garbage collector leaves the claim (and its disk) when the pool goes;
+        # a pool of the same name adopts it again (reconcile.py). Server-side apply removes a
+        # reference an earlier apply set, so `Delete` back to `Retain` takes effect too.
+        del metadata["ownerReferences"]
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": pods.metadata(pool, owner, "redis"),
+        "metadata": metadata,
         "spec": spec,
     }

@@ -57,6 +57,7 @@ NAMESPACED_NEEDS = [
     ("get", "persistentvolumeclaims", ""),
     ("create", "persistentvolumeclaims", ""),
     ("patch", "persistentvolumeclaims", ""),
+    *[(verb, "poddisruptionbudgets.policy", "") for verb in ("get", "create", "patch", "delete")],
     ("create", "events", ""),
     ("list", "pods", ""),  # container statuses of a component that is not ready
     ("patch", "pods", ""),  # worker pods' deletion cost (autoscale.py)

@@ -59,6 +59,11 @@ def test_a_sample_becomes_its_children_and_reports_its_state(
     uid = pool["metadata"]["uid"]
     for kind, child in children:
         obj = kube.must_get(kind, child)
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == name
+        if kind == "persistentvolumeclaim":
+            # Retained by default (whenDeleted: Retain): deleting the pool must not delete it.
+            assert "ownerReferences" not in obj["metadata"]
+            continue
         (owner,) = obj["metadata"]["ownerReferences"]
         assert (owner["kind"], owner["uid"], owner["controller"]) == ("WorkerPool", uid, True)
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == name

@@ -20,7 +20,8 @@ class FakeCluster:
         self.created: list[Key] = []
         self.deleted: list[Key] = []
         self.status_writes = 0
-        self.annotated: list[tuple[str, dict[str, str]]] = []
+        self.annotated: list[tuple[str, dict[str, str | None]]] = []
+        self.scaled: list[tuple[str, int]] = []
         self.reject: dict[str, Exception] = {}  # kind -> error raised by apply
         self._uids = itertools.count(1)
 
@@ -107,12 +108,28 @@ class FakeCluster:
             self.deleted.append(key)
 
     def annotate(
-        self, api_version: str, kind: str, namespace: str, name: str, annotations: Mapping[str, str]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        annotations: Mapping[str, str | None],
     ) -> None:
         self.annotated.append((name, dict(annotations)))
         live = self.objects.get((api_version, kind, namespace, name))
         if live is not None:
-            live["metadata"].setdefault("annotations", {}).update(annotations)
+            current = live["metadata"].setdefault("annotations", {})
+            for key, value in annotations.items():
+                if value is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = value
+
+    def scale(self, api_version: str, kind: str, namespace: str, name: str, replicas: int) -> None:
+        live = self.objects.get((api_version, kind, namespace, name))
+        if live is not None:
+            live["spec"]["replicas"] = replicas
+            self.scaled.append((name, replicas))
 
     def apply_pool_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.status_writes += 1

@@ -39,6 +39,7 @@ def env_of(c: Json) -> dict[str, Any]:
 def test_a_preview_pool_is_redis_flower_beat_and_worker() -> None:
     assert [(o["kind"], o["metadata"]["name"]) for o in children(make_pool())] == [
         ("Service", "shop-redis"),
+        ("PodDisruptionBudget", "shop-redis"),
         ("Deployment", "shop-redis"),
         ("Service", "shop-flower"),
         ("Deployment", "shop-flower"),
@@ -59,6 +60,9 @@ def test_every_child_is_owned_by_the_pool_and_labelled(environment: str) -> None
     for obj in children(make_pool(environment=environment)):
         meta = obj["metadata"]
         assert meta["namespace"] == "apps"
+        if obj["kind"] == "PersistentVolumeClaim":
+            assert "ownerReferences" not in meta  # retained by default, see below
+            continue
         assert meta["ownerReferences"] == [OWNER.reference()]
         assert meta["ownerReferences"][0]["controller"] is True
         assert meta["labels"][names.LABEL_INSTANCE] == "shop"
@@ -342,4 +346,61 @@ def test_prunable_children_cover_every_deployment_service_and_generated_secret()
         ("v1", "Service", "shop-redis"),
         ("v1", "Secret", "shop-flower"),
         ("v1", "Secret", "shop-redis"),
+        ("policy/v1", "PodDisruptionBudget", "shop-worker"),
+        ("policy/v1", "PodDisruptionBudget", "shop-redis"),
     ]
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+@pytest.mark.parametrize(
+    ("environment", "limit", "maxmemory"),
+    [("preview", "256Mi", 192 * 2**20), ("production", "1Gi", 768 * 2**20)],
+)
+def test_redis_refuses_writes_a_margin_below_its_memory_limit(
+    environment: str, limit: str, maxmemory: int
+) -> None:
+    """Issue 23: without maxmemory a backlog got Redis OOM-killed and it came back empty."""
+    redis = container(make_pool(environment=environment), "redis")
+    assert redis["resources"]["limits"]["memory"] == limit
+    assert int(option(redis["command"], "--maxmemory")) == maxmemory
+    # noeviction: a full Redis refuses writes; it never drops a queued or scheduled job.
+    assert option(redis["command"], "--maxmemory-policy") == "noeviction"
+
+
+def test_maxmemory_follows_an_explicit_redis_memory_limit() -> None:
+    resources = {"limits": {"memory": "1Ei"}, "requests": {"memory": "1Gi"}}
+    pool = make_pool(redis={"resources": resources})
+    assert int(option(container(pool, "redis")["command"], "--maxmemory")) == 3 * 2**60 // 4
+
+
+def test_the_redis_claim_is_retained_by_default_and_owned_on_request() -> None:
+    """Issue 23: deleting the pool deleted the claim (and, with a Delete reclaim policy, the
+    disk) through its owner reference."""
+    kept = by_kind_name(children(make_pool(environment="production")))
+    assert "ownerReferences" not in kept[("PersistentVolumeClaim", "shop-redis")]["metadata"]
+    redis = {"persistence": {"whenDeleted": "Delete"}}
+    deleted = by_kind_name(children(make_pool(environment="production", redis=redis)))
+    claim = deleted[("PersistentVolumeClaim", "shop-redis")]["metadata"]
+    assert claim["ownerReferences"] == [OWNER.reference()]
+
+
+def test_redis_has_a_budget_no_eviction_may_spend() -> None:
+    budget = by_kind_name(children(make_pool()))[("PodDisruptionBudget", "shop-redis")]
+    assert budget["spec"]["maxUnavailable"] == 0
+    assert budget["spec"]["selector"]["matchLabels"] == names.selector_labels("shop", "redis")
+
+
+def test_production_workers_are_evicted_one_at_a_time_preview_ones_freely() -> None:
+    production = by_kind_name(children(make_pool(environment="production")))
+    budget = production[("PodDisruptionBudget", "shop-worker")]
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == names.selector_labels("shop", "worker")
+    assert ("PodDisruptionBudget", "shop-worker") not in by_kind_name(children(make_pool()))
+
+
+def test_an_external_redis_has_no_budget() -> None:
+    pool = make_pool(redis={"external": {"secretName": "redis-url"}})
+    assert ("PodDisruptionBudget", "shop-redis") not in by_kind_name(children(pool))

@@ -39,3 +39,17 @@ def test_status_messages_are_never_taken_from_secret_errors() -> None:
     assert _status_message(body, "Secret apps/x") == ""
     assert _status_message(body, "Deployment apps/x").startswith("data[password]")
     assert _status_message(b"not json", "Deployment apps/x") == ""
+
+
+def test_a_quota_refusal_names_the_quota_instead_of_blaming_rbac() -> None:
+    """Issue 24: an object-count quota was reported with advice to check RBAC."""
+    message = (
+        'secrets "shop-redis" is forbidden: exceeded quota: objects, requested: '
+        "count/secrets=1, used: count/secrets=10, limited: count/secrets=10"
+    )
+    body = json.dumps({"reason": "Forbidden", "message": message}).encode()
+    assert _status_message(body, "Secret apps/shop-redis") == message
+    translated = _translate(403, "Secret apps/shop-redis", message)
+    assert (translated.reason, translated.permanent) == ("QuotaExceeded", False)
+    assert "exceeded quota: objects" in str(translated)
+    assert "RBAC" not in str(translated)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from workerpool_operator import profiles, spec, values
+from workerpool_operator import profiles, sizing, spec, values
+from workerpool_operator.quantity import parse_quantity
 from workerpool_operator.spec import RESERVED_ENV
 
 from tests.unit.operator.conftest import make_pool
@@ -136,6 +137,8 @@ def test_cel_rules_cover_the_cross_field_constraints(version: dict[str, Any]) ->
         "exactly one of secretRef or configMapRef",
         "spec.replicas and spec.autoscaling are mutually exclusive",
         "spec.autoscaling.minReplicas must not exceed maxReplicas",
+        "resources.limits.memory must be greater than zero",
+        "spec.concurrency does not fit the worker's memory limit",
     ):
         assert message in text
 
@@ -150,3 +153,18 @@ def test_name_and_image_rules_are_the_parsers(version: dict[str, Any]) -> None:
             values.IMAGE_PATTERN,
             values.MAX_IMAGE_LENGTH,
         )
+
+
+def test_the_concurrency_rule_knows_the_profiles_memory_limits(version: dict[str, Any]) -> None:
+    """The CEL rule cannot read profiles.py: its copy of their worker limits must agree."""
+    spec_schema = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    (rule,) = [
+        r["rule"] for r in spec_schema["x-kubernetes-validations"] if "concurrency" in r["rule"]
+    ]
+    preview = parse_quantity(profiles.PROFILES["preview"].worker.limits["memory"])
+    production = parse_quantity(profiles.PROFILES["production"].worker.limits["memory"])
+    mebi = sizing.MEMORY_PER_PROCESS // 2**20
+    assert f"* {mebi} <= (has(self.environment) && self.environment == 'production'" in rule
+    assert f"? {production // 2**20} : {preview // 2**20})" in rule
+    assert f"* {sizing.MEMORY_PER_PROCESS}.0 :" in rule
+    assert f": {profiles.PROFILES['preview'].concurrency}) * {mebi}" in rule

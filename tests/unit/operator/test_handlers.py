@@ -100,3 +100,47 @@ def test_before_start_up_the_handlers_ask_kopf_to_retry_soon() -> None:
     with pytest.raises(kopf.TemporaryError) as caught:
         reconcile_pool(kopf.Memo())
     assert caught.value.delay == 1
+
+
+def test_child_watches_are_filtered_by_the_api_server() -> None:
+    """Issue 24: the operator received every Deployment of the cluster and filtered them."""
+    settings = kopf.OperatorSettings()
+    handlers.watch_children_only(settings)
+    selectors = settings.watching.label_selectors
+    for resource in (
+        kopf.Resource("apps", "v1", "deployments", kind="Deployment"),
+        kopf.Resource("", "v1", "services", kind="Service"),
+    ):
+        assert selectors.collect(resource) == ["app.kubernetes.io/managed-by=workerpool-operator"]
+    pools = kopf.Resource("workerpool.dev", "v1alpha1", "workerpools", kind="WorkerPool")
+    assert selectors.collect(pools) == []  # every pool, whoever labelled it
+    pods = kopf.Resource("", "v1", "pods", kind="Pod")
+    assert selectors.collect(pods) == []
+
+
+def retire_pool(memo: kopf.Memo) -> None:
+    logger: Any = kopf.LocalObjectLogger(body=kopf.Body({}), settings=kopf.OperatorSettings())
+    handler: Any = handlers.retire_pool
+    handler(name="shop", namespace="apps", memo=memo, logger=logger)
+
+
+def test_a_deleted_pool_keeps_its_finalizer_while_a_worker_pod_finishes() -> None:
+    cluster = FakeCluster()
+    cluster.add_pool(spec_of())
+    cluster.pool["metadata"]["deletionTimestamp"] = "2999-01-01T00:00:00Z"
+    pod = {"name": "shop-worker-1", "namespace": "apps", "labels": {
+        "app.kubernetes.io/name": "workerpool", "app.kubernetes.io/instance": "shop",
+        "app.kubernetes.io/component": "worker"}}  # fmt: skip
+    cluster.put({"apiVersion": "v1", "kind": "Pod", "metadata": pod})
+    memo = memo_with(cluster)
+    with pytest.raises(kopf.TemporaryError, match="shop-worker-1") as raised:
+        retire_pool(memo)
+    assert raised.value.delay == handlers.TEARDOWN_POLL_SECONDS
+    del cluster.objects[("v1", "Pod", "apps", "shop-worker-1")]
+    retire_pool(memo)  # returns: kopf removes the finalizer, the rest goes with the pool
+
+
+def test_a_teardown_the_operator_may_not_do_lets_the_pool_go() -> None:
+    memo = memo_with(FailingCluster(ApiRejected("Forbidden", "may not list pods")))
+    with pytest.raises(kopf.PermanentError, match="ordered teardown skipped"):
+        retire_pool(memo)

@@ -14,6 +14,8 @@ from workerpool_operator.quantity import QuantityError, parse_quantity
         ("500m", Decimal("0.5")), ("2", Decimal(2)), (2, Decimal(2)), ("1.5", Decimal("1.5")),
         ("512Mi", Decimal(512 * 2**20)), ("1Gi", Decimal(2**30)), ("1G", Decimal(10**9)),
         ("1e3", Decimal(1000)), ("100k", Decimal(100_000)), (".5", Decimal("0.5")),
+        # Exa suffixes start with the exponent's letter (issue 24: "1Ei" was "not a quantity").
+        ("1Ei", Decimal(2**60)), ("2E", Decimal(2 * 10**18)), ("1E3", Decimal(1000)),
     ],
 )  # fmt: skip
 def test_quantities_parse_to_exact_values(text: str | int, value: Decimal) -> None:

@@ -48,6 +48,7 @@ def test_a_first_pass_creates_everything_and_reports_progress(cluster: FakeClust
     assert {(k[1], k[3]) for k in cluster.applied} == {
         ("Service", "shop-redis"), ("Deployment", "shop-redis"), ("Service", "shop-flower"),
         ("Deployment", "shop-flower"), ("Deployment", "shop-beat"), ("Deployment", "shop-worker"),
+        ("PodDisruptionBudget", "shop-redis"),
     }  # fmt: skip
     assert condition(cluster, "Reconciling")["status"] == "True"
     assert cluster.pool["status"]["selector"].endswith("app.kubernetes.io/name=workerpool")

@@ -65,6 +65,8 @@ def matrix_pools() -> list[PoolSpec]:
             environment=environment, logFormat=log_format, logLevel=level, queues=queues,
             concurrency=1 + i * 11, timezone=("UTC", "Europe/Berlin", "Asia/Kolkata")[i % 3],
             workerPackages=["shop.jobs", "billing.workers"][: 1 + i % 2],
+            # Room for up to 254 processes of 32Mi (the concurrency rule, sizing.py).
+            resources={"limits": {"memory": "8Gi"}},
         )))  # fmt: skip
     pools.append(parse_pool("shop", "apps", spec_of(redis={"external": {"secretName": "r"}})))
     pools.append(parse_pool("shop", "apps", spec_of(flower={"credentialsSecret": "ops"})))

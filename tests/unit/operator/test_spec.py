@@ -89,8 +89,19 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     (
         # The user wrote the limit, not the request: the message must name the limit.
         "limit below the profile's request",
-        {"resources": {"limits": {"cpu": "0"}}},
-        "spec.resources.limits.cpu: 0 is below the request 200m of the environment profile",
+        {"resources": {"limits": {"cpu": "100m"}}},
+        "spec.resources.limits.cpu: 100m is below the request 200m of the environment profile",
+    ),
+    ("zero limit", {"resources": {"limits": {"cpu": "0"}}}, "limits.cpu: must be greater than"),
+    (
+        "concurrency beyond the memory limit",
+        {"concurrency": 256},
+        "spec.concurrency: 256 processes do not fit the worker's memory limit 512Mi",
+    ),
+    (
+        "redis too small",
+        {"redis": {"resources": {"requests": {"memory": "8Mi"}, "limits": {"memory": "8Mi"}}}},
+        "spec.redis.resources.limits.memory: 8Mi leaves Redis no room for jobs",
     ),
     ("no queues", {"queues": []}, "spec.queues: needs at least one entry"),
     ("unknown queue", {"queues": ["urgent"]}, "spec.queues[0]: 'urgent' is not one of"),
@@ -167,3 +178,20 @@ def test_autoscaling_defaults_to_one_to_max_at_one_job_per_process() -> None:
     )
     assert parse_pool("shop", "apps", scaled_to_zero).replicas == 0
     assert parse_pool("shop", "apps", spec_of()).autoscaling is None
+
+
+def test_exabyte_quantities_are_accepted() -> None:
+    """Issue 24: `1Ei` passed the CRD and was then refused as "not a quantity"."""
+    pool = make_pool(resources={"requests": {"memory": "1Ei"}, "limits": {"memory": "1Ei"}})
+    assert pool.resources.limits["memory"] == "1Ei"
+
+
+def test_concurrency_that_fits_an_explicit_limit_is_accepted() -> None:
+    pool = make_pool(concurrency=64, resources={"limits": {"memory": "2Gi"}})
+    assert pool.concurrency == 64
+
+
+def test_the_redis_claim_is_retained_unless_the_pool_asks_otherwise() -> None:
+    assert make_pool(environment="production").redis.volume_when_deleted == "Retain"
+    pool = make_pool(environment="production", redis={"persistence": {"whenDeleted": "Delete"}})
+    assert pool.redis.volume_when_deleted == "Delete"
