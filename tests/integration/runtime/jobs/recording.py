@@ -119,3 +119,15 @@ class Overruns(Worker):
         record("overruns", key=key)
         time.sleep(seconds)
         return key
+
+
+class Storm(Worker):
+    """Records each run; enough quick retries that kills alone cannot dead-set it."""
+
+    max_retries = 10
+    retry_backoff_max = 1
+
+    @classmethod
+    def perform(cls, n: int) -> int:
+        record("storm", n=n)
+        return n
