@@ -23,6 +23,8 @@ from worker_runtime.cli.common import (
 from worker_runtime.core.queues import QUEUES, UnknownQueueError, parse_queue_list
 from worker_runtime.core.settings import Settings, SettingsError
 from worker_runtime.process.heartbeat import age, heartbeat_path
+from worker_runtime.runtime import Runtime
+from worker_runtime.store.eviction import EvictionPolicyError, check_eviction_policy
 
 time_limit_option = click.option(
     "--time-limit",
@@ -94,6 +96,7 @@ def worker(
     # slots, forked after, share them.
     rt = start(packages, loglevel)
     _wait_for_redis(rt.redis, rt.settings.broker_url)
+    _refuse_eviction(rt, "worker")
     from worker_runtime.process.supervisor import SlotOptions, Supervisor
 
     options = SlotOptions(
@@ -140,6 +143,19 @@ def _wait_for_redis(client: redis.Redis, url: str) -> None:
         return
 
 
+def _refuse_eviction(rt: Runtime, name: str) -> None:
+    """One line and exit if Redis may evict jobs (store/eviction.py), unless allowed."""
+    try:
+        warning = check_eviction_policy(rt.redis, allow=rt.settings.allow_eviction)
+    except EvictionPolicyError as exc:
+        raise click.ClickException(f"{name}: {exc}") from exc
+    except redis.RedisError:
+        return  # not reachable yet (beat retries on its own): nothing to check against
+
+    if warning:
+        click.echo(f"{name}: warning: {warning}", err=True)
+
+
 @click.command()
 @packages_option
 @loglevel_option
@@ -147,6 +163,7 @@ def beat(packages: str, loglevel: str) -> None:
     """Run cron schedules (exactly once per tick, safe with several beats) and dispatch
     scheduled jobs."""
     rt = start(packages, loglevel)
+    _refuse_eviction(rt, "beat")
     from worker_runtime.process.beat import RedisScheduler
 
     rt.app.Beat(scheduler=RedisScheduler, loglevel=loglevel, quiet=True).run()

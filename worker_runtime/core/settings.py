@@ -44,6 +44,8 @@ class Settings:
     dead_max_jobs: int = 10_000
     #: Seconds a result stays readable in the backend.
     result_expires: int = 86_400
+    #: Start although Redis may evict keys (store/eviction.py): the user accepts losing jobs.
+    allow_eviction: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -68,6 +70,7 @@ class Settings:
             dispatch_interval=_positive_float(env, "WORKERPOOL_DISPATCH_INTERVAL", 0.2),
             dead_max_jobs=_positive_int(env, "WORKERPOOL_DEAD_MAX_JOBS", 10_000),
             result_expires=_positive_int(env, "WORKERPOOL_RESULT_EXPIRES", 86_400),
+            allow_eviction=_flag(env, "WORKERPOOL_ALLOW_EVICTION"),
         )
         try:
             settings.zone  # noqa: B018 - validate the zone name once, at start-up
