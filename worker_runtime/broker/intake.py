@@ -13,10 +13,10 @@ the reason and the queue it came from:
   messages without a task header, plus a guard around the task handler for anything else.
 
 kombu offers no hook for an undecodable payload (the decode happens inline in `_brpop_read`),
-hence the transport subclass (over fetch.py's); it is selected with Celery's `broker_transport` setting, so
-`redis://` URLs keep working. It also notes when the consumer last completed a fetch, for the
-liveness heartbeat. The Consumer also swaps Celery's event heartbeat bootstep for one that
-never retries (`Heart`, below). Must not run jobs or retry them.
+hence the transport subclass (over fetch.py's); it is selected with Celery's
+`broker_transport` setting, so `redis://` URLs keep working. It also notes when the consumer
+last completed a fetch, for the liveness heartbeat. The Consumer also swaps Celery's event
+heartbeat bootstep for one that never retries (`Heart`, below). Must not run jobs or retry them.
 """
 
 from __future__ import annotations

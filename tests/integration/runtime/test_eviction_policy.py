@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def evicting(redis_server: EmbeddedRedis) -> Iterator[None]:
+def _evicting(redis_server: EmbeddedRedis) -> Iterator[None]:
     """The session's Redis set to a common managed-Redis default, for this test only."""
     client = redis.Redis.from_url(redis_server.url(0))
     assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
@@ -29,9 +29,10 @@ def evicting(redis_server: EmbeddedRedis) -> Iterator[None]:
         client.close()
 
 
+@pytest.mark.usefixtures("_evicting")
 @pytest.mark.parametrize("command", ["worker", "beat"])
 def test_allkeys_lru_is_refused_with_one_line_naming_the_setting(
-    evicting: None, spawn: Spawn, command: str
+    spawn: Spawn, command: str
 ) -> None:
     proc = spawn(command, ready="")
     assert proc.popen.wait(timeout=60) != 0
@@ -43,6 +44,7 @@ def test_allkeys_lru_is_refused_with_one_line_naming_the_setting(
     assert "Traceback" not in proc.output()
 
 
-def test_the_override_starts_the_worker_and_says_so(evicting: None, spawn: Spawn) -> None:
+@pytest.mark.usefixtures("_evicting")
+def test_the_override_starts_the_worker_and_says_so(spawn: Spawn) -> None:
     proc = spawn("worker", "--concurrency=1", extra_env={"WORKERPOOL_ALLOW_EVICTION": "1"})
     assert "starting anyway" in proc.output()

@@ -11,6 +11,7 @@ tests/benchmarks/kill_storm.py runs the long storm and counts both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -42,10 +43,8 @@ def family(pid: int) -> list[int]:
 
 def signal_all(pids: list[int], signum: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 class Producer(threading.Thread):
