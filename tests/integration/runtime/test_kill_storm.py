@@ -97,7 +97,10 @@ def test_no_job_is_lost_while_workers_and_slots_are_killed(rt: Runtime, spawn: S
             wait_for(
                 lambda: _done(rt) >= set(range(producer.sent)),
                 timeout=60,
-                message="the workers to catch up with the producer",
+                message=lambda: (
+                    "the workers to catch up with the producer; missing "
+                    f"{sorted(set(range(producer.sent)) - _done(rt))[:20]}"
+                ),
             )
             frozen, thawed = family(victim.popen.pid), family(steady.popen.pid)
             signal_all(frozen + thawed, signal.SIGSTOP)
