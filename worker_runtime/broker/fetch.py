@@ -28,14 +28,22 @@ Must not decide what a message means (intake.py does), nor ack, restore or renew
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from queue import Empty
 from time import monotonic, time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
+from kombu.transport import virtual
+from kombu.utils import encoding, json
 
 from worker_runtime.broker import transport
 
 log = logging.getLogger(__name__)
+
+# kombu's own decoders (untyped), so messages decode exactly as kombu would decode them.
+_loads: Callable[[str], Any] = json.loads
+_to_str: Callable[[bytes | str], str] = encoding.bytes_to_str
 
 #: Redis's channel for client-side caching invalidations (RESP2 redirect mode).
 INVALIDATE = "__redis__:invalidate"
@@ -92,7 +100,7 @@ class QoS(kombu_redis.QoS):
         channel = self.channel
         if getattr(channel, "_recorded_tag", None) == delivery_tag:
             channel._recorded_tag = None
-            kombu_redis.virtual.QoS.append(self, message, delivery_tag)
+            virtual.QoS.append(self, message, delivery_tag)  # type: ignore[no-untyped-call]
             return
         super().append(message, delivery_tag)  # type: ignore[no-untyped-call]
 
@@ -115,7 +123,7 @@ class Channel(transport.Channel):
 
     def _handle_taken(self, dest: str, raw: bytes, tag: str | None) -> bool:  # noqa: ARG002
         """Hand a taken message to kombu, as its `_brpop_read` does."""
-        self.connection._deliver(kombu_redis.loads(kombu_redis.bytes_to_str(raw)), dest)
+        self.connection._deliver(_loads(_to_str(raw)), dest)
         return True
 
     def _fetched(self, *, empty: bool) -> None:
@@ -171,11 +179,11 @@ class Channel(transport.Channel):
         if not self._ping_sent:
             connection.send_command("PING")
             self._ping_sent = True
-            self._brpop_sent_at = monotonic()
+            self._brpop_sent_at = monotonic()  # type: ignore[assignment]
 
     def wake_tick(self) -> None:
         """Once a second from the event loop: an idle slot tries the script anyway."""
-        connection = self._in_poll
+        connection: Any = self._in_poll
         if self._waiting and connection and connection._sock is self._armed_sock:
             try:
                 self._ping(connection)
@@ -202,9 +210,9 @@ class Channel(transport.Channel):
         index, raw, tag = found
         dest = self._take_keys[int(index) - 1]
         return (
-            kombu_redis.bytes_to_str(dest).rsplit(self.sep, 1)[0],
+            _to_str(dest).rsplit(self.sep, 1)[0],
             raw,
-            None if tag is None else kombu_redis.bytes_to_str(tag),
+            None if tag is None else _to_str(tag),
         )
 
     def _brpop_read(self, **options: Any) -> bool:
@@ -230,10 +238,10 @@ class Channel(transport.Channel):
         elif taken is None:
             # Keep waiting on this connection: the next notice or tick brings us back.
             self._waiting = True
-            raise kombu_redis.Empty()
+            raise Empty()
         self._in_poll = None  # type: ignore[assignment]  # next loop turn: ping, take again
         if taken is None:
-            raise kombu_redis.Empty()
+            raise Empty()
         dest, raw, tag = taken
         self._queue_cycle.rotate(dest)
         self._recorded_tag = tag
@@ -246,7 +254,7 @@ class Channel(transport.Channel):
         # kombu reads the pending BRPOP reply here (it may hold a popped message). Nothing of
         # ours is in flight: a pending reply is a pong or a notice, and no take starts now.
         self._in_poll = None  # type: ignore[assignment]
-        super().close()
+        super().close()  # type: ignore[no-untyped-call]
 
 
 class Transport(transport.Transport):
@@ -260,6 +268,7 @@ class Transport(transport.Transport):
         self._wake_tref = loop.call_repeatedly(1.0, self._wake_tick)
 
     def _wake_tick(self) -> None:
-        for channel in list(self.cycle._channels):
+        cycle: Any = self.cycle
+        for channel in list(cycle._channels):
             if isinstance(channel, Channel):
                 channel.wake_tick()
