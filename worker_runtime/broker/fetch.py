@@ -49,7 +49,8 @@ _to_str: Callable[[bytes | str], str] = encoding.bytes_to_str
 INVALIDATE = "__redis__:invalidate"
 
 #: KEYS: unacked hash, unacked_index sorted set, then the queue lists in priority order.
-#: ARGV: the lease's score (kombu's: epoch seconds of the delivery).
+#: ARGV: the lease's score (kombu's: epoch seconds of the delivery), then per queue list "1" if
+#: its messages are acked (recorded) or "0" if consumed without acks (Celery's reply queues).
 #: Returns nil, or {key index, raw message, delivery tag or nil}: nil when the message is not
 #: an envelope kombu could record (the intake dead-sets it, so it is still never lost to a
 #: bug, only to a kill in the instant between this script and that record).
@@ -57,6 +58,9 @@ TAKE = """
 for i = 3, #KEYS do
   local raw = redis.call('RPOP', KEYS[i])
   if raw then
+    if ARGV[i - 1] ~= '1' then
+      return {i - 2, raw, false}
+    end
     local ok, message = pcall(cjson.decode, raw)
     if ok and type(message) == 'table' and type(message.properties) == 'table' then
       local tag = message.properties.delivery_tag
@@ -114,8 +118,10 @@ class Channel(transport.Channel):
     _armed_sock: Any = None
     _armed_prefixes: tuple[str, ...] = ()
     _take_keys: list[str]
+    _take_acked: list[str]
     _take_script: Any = None
     _waiting = False
+    _no_ack_queues: frozenset[str] = frozenset()
     _ping_sent = False
     _rearm = False
 
@@ -131,12 +137,26 @@ class Channel(transport.Channel):
 
     # kombu's BRPOP hooks.
 
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        # kombu records a delivery only for consumers that ack (its `_callback`); so does the
+        # take script.
+        if no_ack:
+            self._no_ack_queues = self._no_ack_queues | {queue}
+        else:
+            self._no_ack_queues = self._no_ack_queues - {queue}
+        return super().basic_consume(queue, no_ack, *args, **kwargs)  # type: ignore[no-untyped-call]
+
     def _queues(self) -> list[str]:
         # kombu's own order: fixed for the "priority" strategy, rotating for round robin.
         queues: list[str] = self._queue_cycle.consume(len(self.active_queues))
         self._take_keys = [
             self._q_for_pri(queue, pri)  # type: ignore[no-untyped-call]
             for pri in self.priority_steps
+            for queue in queues
+        ]
+        self._take_acked = [
+            "0" if queue in self._no_ack_queues else "1"
+            for _ in self.priority_steps
             for queue in queues
         ]
         return queues
@@ -204,7 +224,7 @@ class Channel(transport.Channel):
             if self._take_script is None or self._take_script.registered_client is not client:
                 self._take_script = client.register_script(TAKE)
             keys = [self.unacked_key, self.unacked_index_key, *self._take_keys]
-            found = self._take_script(keys=keys, args=[time()], client=client)
+            found = self._take_script(keys=keys, args=[time(), *self._take_acked], client=client)
         if not found:
             return None
         index, raw, tag = found

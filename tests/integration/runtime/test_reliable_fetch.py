@@ -30,7 +30,7 @@ def test_takes_critical_then_default_then_low_and_records_each(rt: Runtime) -> N
     for queue in ("low", "default", "critical"):
         rt.redis.lpush(queue, _message(queue, f"job-{queue}"))
 
-    taken = [take(keys=KEYS, args=[1000.0 + i]) for i in range(4)]
+    taken = [take(keys=KEYS, args=[1000.0 + i, "1", "1", "1"]) for i in range(4)]
 
     assert [t[0] if t else None for t in taken] == [1, 2, 3, None]
     for _index, raw, tag in taken[:3]:
@@ -50,7 +50,7 @@ def test_takes_critical_then_default_then_low_and_records_each(rt: Runtime) -> N
 
 def test_a_taken_message_goes_back_with_kombus_own_restore(rt: Runtime) -> None:
     rt.redis.lpush("default", _message("default", "job-1"))
-    _, raw, tag = rt.redis.register_script(TAKE)(keys=KEYS, args=[1.0])
+    _, raw, tag = rt.redis.register_script(TAKE)(keys=KEYS, args=[1.0, "1", "1", "1"])
     assert rt.redis.llen("default") == 0
 
     with rt.app.connection_for_write() as connection:
@@ -61,7 +61,19 @@ def test_a_taken_message_goes_back_with_kombus_own_restore(rt: Runtime) -> None:
     assert back["headers"]["id"] == json.loads(raw)["headers"]["id"]
 
 
+def test_a_queue_consumed_without_acks_is_not_recorded(rt: Runtime) -> None:
+    rt.redis.lpush("default", _message("default", "reply"))
+    taken = rt.redis.register_script(TAKE)(keys=KEYS, args=[1.0, "1", "0", "1"])
+    assert taken[0] == 2
+    assert taken[2] is None
+    assert rt.redis.hlen("unacked") == 0
+
+
 def test_a_message_that_is_not_an_envelope_is_returned_unrecorded(rt: Runtime) -> None:
     rt.redis.lpush("default", b"not json")
-    assert rt.redis.register_script(TAKE)(keys=KEYS, args=[1.0]) == [2, b"not json", None]
+    assert rt.redis.register_script(TAKE)(keys=KEYS, args=[1.0, "1", "1", "1"]) == [
+        2,
+        b"not json",
+        None,
+    ]
     assert rt.redis.hlen("unacked") == 0
