@@ -2,27 +2,21 @@
 
 kombu's Redis channel takes a message with BRPOP and only afterwards records it in the
 `unacked` hash and `unacked_index` sorted set (`QoS.append`): a slot killed between the two
-(SIGKILL, the OOM killer, a frozen pod killed later) takes the message with it, and nothing in
-Redis remembers it (issue 20). Here one Lua script pops the first message in strict queue order
-(the same keys, in the same order, as kombu's BRPOP) and writes both records in the same
-atomic step, so at every instant the message is either in its queue or held under a lease.
+(SIGKILL, the OOM killer, a frozen pod killed later) takes the message with it (issue 20).
+Here one Lua script pops the first message in strict queue order (kombu's BRPOP keys, in its
+order) and writes both records in the same atomic step: at every instant the message is in
+its queue or held under a lease.
 
-A script cannot block, and Redis has no command that waits on several lists without popping
-from them, so the waiting is done with client-side caching's broadcast mode (Redis 6+, no
-server configuration): the channel's own BRPOP connection asks Redis to tell it (`CLIENT
-TRACKING ... BCAST PREFIX <queue>`, redirected to itself and subscribed to
-`__redis__:invalidate`) whenever a key of its queues changes. An idle slot therefore wakes
-within a round trip of a push, as BRPOP did, then runs the script; a lost race (another slot
-took it) just waits again. Redis batches these notices per event-loop turn, and a busy slot
-reads them only between jobs. A PING on the same connection each second (and after every
-message) makes the slot try the script anyway: the liveness evidence (one completed fetch a
-second, as BRPOP's timeout gave) and a safety net for a notice missed across a reconnect.
-Considered: one `BLMOVE q q RIGHT RIGHT` waiter connection per queue (no-op self moves that
-block until a list is non-empty): the same effect with three sockets per slot for kombu's
-poller to juggle; and keyspace notifications, which need `notify-keyspace-events` set on the
-server, which managed Redis often forbids.
+A script cannot block, and no Redis command waits on several lists without popping, so an
+idle slot waits on client-side caching's broadcast notices (Redis 6+, no server setting): its
+BRPOP connection asks Redis (`CLIENT TRACKING ON BCAST PREFIX <queue>`) to say whenever a key
+of its queues changes, wakes within a round trip of a push, as BRPOP did, and runs the script
+(a lost race just waits again). A PING each second (and after every message) makes it run the
+script anyway: liveness evidence, and a safety net for a notice missed across a reconnect.
+Considered: a `BLMOVE q q RIGHT RIGHT` waiter connection per queue (three sockets per slot for
+kombu's poller), and keyspace notifications (a server setting managed Redis often forbids).
 
-Must not decide what a message means (intake.py does), nor ack, restore or renew.
+Must not decide what a message means (intake.py), ack, restore or renew. No `global_keyprefix`.
 """
 
 from __future__ import annotations
@@ -33,6 +27,7 @@ from queue import Empty
 from time import monotonic, time
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils import encoding, json
@@ -48,12 +43,11 @@ _to_str: Callable[[bytes | str], str] = encoding.bytes_to_str
 #: Redis's channel for client-side caching invalidations (RESP2 redirect mode).
 INVALIDATE = "__redis__:invalidate"
 
-#: KEYS: unacked hash, unacked_index sorted set, then the queue lists in priority order.
-#: ARGV: the lease's score (kombu's: epoch seconds of the delivery), then per queue list "1" if
-#: its messages are acked (recorded) or "0" if consumed without acks (Celery's reply queues).
-#: Returns nil, or {key index, raw message, delivery tag or nil}: nil when the message is not
-#: an envelope kombu could record (the intake dead-sets it, so it is still never lost to a
-#: bug, only to a kill in the instant between this script and that record).
+#: KEYS: unacked hash, unacked_index sorted set, then the queue lists in priority order. ARGV:
+#: the lease's score (kombu's: epoch seconds), then per list "1" if its messages are acked, "0"
+#: if consumed without acks (Celery's reply queues). Returns nil or {key index, raw message,
+#: tag or nil}: nil for no ack, or for no envelope kombu could record (the intake dead-sets it:
+#: lost only to a kill between this script and that record).
 TAKE = """
 for i = 3, #KEYS do
   local raw = redis.call('RPOP', KEYS[i])
@@ -88,6 +82,10 @@ def tracking_prefixes(queues: list[str]) -> list[str]:
         if not any(name.startswith(shorter) for shorter in kept):
             kept.append(name)
     return kept
+
+
+class FetchUnsupportedError(RuntimeError):
+    """The Redis server lacks what the reliable fetch needs."""
 
 
 def _is_pong(reply: Any) -> bool:
@@ -162,7 +160,6 @@ class Channel(transport.Channel):
         return queues
 
     def _brpop_start(self, timeout: float | None = None) -> None:  # noqa: ARG002 - no BRPOP
-        # (kombu's `global_keyprefix` is not supported: app.py never sets it.)
         queues = self._queues()
         if not queues:
             return
@@ -174,6 +171,18 @@ class Channel(transport.Channel):
         self._ping(connection)
 
     def _arm(self, connection: Any, prefixes: tuple[str, ...]) -> None:
+        try:
+            self._track(connection, prefixes)
+        except redis.ResponseError as exc:
+            raise FetchUnsupportedError(
+                f"this Redis cannot notify waiting workers (CLIENT TRACKING ... BCAST, Redis 6 "
+                f"or later, is needed for the reliable fetch): {exc}"
+            ) from exc
+        self._armed_sock = connection._sock
+        self._armed_prefixes = prefixes
+        self._ping_sent = False
+
+    def _track(self, connection: Any, prefixes: tuple[str, ...]) -> None:
         if connection._sock is None:
             connection.connect()
         args: list[str] = []
@@ -191,9 +200,6 @@ class Channel(transport.Channel):
             connection.read_response()
             connection.send_command("SUBSCRIBE", INVALIDATE)
             connection.read_response()
-        self._armed_sock = connection._sock
-        self._armed_prefixes = prefixes
-        self._ping_sent = False
 
     def _ping(self, connection: Any) -> None:
         if not self._ping_sent:
