@@ -82,16 +82,18 @@ class WorkerProcess:
             raise BenchmarkError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
 
     def wait_consuming(self, client: redis.Redis, timeout: float = 60.0) -> float:
-        """Wait until the worker blocks in BRPOP on its queues; return seconds since start.
+        """Wait until the worker waits on its queues; return seconds since start.
 
         Log lines differ between the two CLIs and depend on the log level; a client of this
-        worker's database parked in BRPOP means the same thing for both: it is consuming.
+        worker's database parked in BRPOP (plain Celery) or tracking its queues for the
+        reliable fetch (ours, broker/fetch.py: flag "t") means the same thing: it is consuming.
         """
 
         def consuming() -> bool:
             self.check_alive()
             return any(
-                c.get("cmd") == "brpop" and int(c.get("db", -1)) == self.db
+                (c.get("cmd") == "brpop" or "t" in str(c.get("flags", "")))
+                and int(c.get("db", -1)) == self.db
                 for c in client.client_list()
             )
 

@@ -5,19 +5,20 @@ badly (a worker exits on `LPUSH default garbage`; other bad messages are dropped
 line). This module owns both, and keeps every such message in the dead set with its raw body,
 the reason and the queue it came from:
 
-- `Channel._brpop_read`: kombu's Redis channel decodes the popped bytes and builds a message
-  in the consumer's event loop, where a JSONDecodeError or a KeyError stops the worker. The
-  override checks the few fields kombu's `virtual.Message` reads before handing it over.
+- `Channel._handle_taken`: kombu's Redis channel decodes the taken bytes (fetch.py) and builds
+  a message in the consumer's event loop, where a JSONDecodeError or a KeyError stops the
+  worker. The override checks the few fields kombu's `virtual.Message` reads before handing it
+  over; a refused message goes to the dead set before it leaves `unacked`.
 - `Consumer`: Celery's callbacks for unknown tasks, invalid tasks, undecodable bodies and
   messages without a task header, plus a guard around the task handler for anything else. Only
   worker classes' tasks are runnable here (refusal.py): Celery's built-ins are unknown tasks,
   and an unknown task waits out a rolling deploy before it is dead.
 
 kombu offers no hook for an undecodable payload (the decode happens inline in `_brpop_read`),
-hence the transport subclass; it is selected with Celery's `broker_transport` setting, so
-`redis://` URLs keep working. It also notes when the consumer last completed a fetch, for the
-liveness heartbeat. The Consumer also swaps Celery's event heartbeat bootstep for one that
-never retries (`Heart`, below). Must not run jobs or retry them.
+hence the transport subclass (over fetch.py's); it is selected with Celery's
+`broker_transport` setting, so `redis://` URLs keep working. It also notes when the consumer
+last completed a fetch, for the liveness heartbeat. The Consumer also swaps Celery's event
+heartbeat bootstep for one that never retries (`Heart`, below). Must not run jobs or retry them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
-from queue import Empty
 from time import monotonic
 from typing import Any, ClassVar
 
@@ -38,7 +38,7 @@ from celery.worker.consumer import heart
 from kombu.utils import encoding, json
 
 from worker_runtime import runtime
-from worker_runtime.broker import transport
+from worker_runtime.broker import fetch
 from worker_runtime.broker.refusal import dead_reason, runs_here, wait_for_deploy, without_refusal
 from worker_runtime.store.dead import DeadJobs, unrunnable
 
@@ -57,11 +57,23 @@ class _FetchClock:
 
     last: float | None = None
     sink: Callable[[float], None] | None = None
+    #: Told of each message taken (delivery tag, job id, attempt, queue) before kombu builds
+    #: it, so the supervisor can requeue it at once if the slot dies before the job starts.
+    hold_sink: Callable[[str, str, int, str], None] | None = None
+    #: Told of each fetch that found nothing: no job runs then, so nothing is held either.
+    idle_sink: Callable[[], None] | None = None
 
-    def mark(self) -> None:
+    def mark(self, *, empty: bool = False) -> None:
         self.last = now = monotonic()
         if self.sink is not None:
             self.sink(now)
+        if empty and self.idle_sink is not None:
+            self.idle_sink()
+
+    def hold(self, tag: str, job_id: str, retries: Any, queue: str) -> None:
+        if self.hold_sink is not None:
+            attempt = retries if isinstance(retries, int) else 0
+            self.hold_sink(tag, job_id, attempt, queue)
 
 
 fetches = _FetchClock()
@@ -106,43 +118,37 @@ def envelope_problem(payload: Any) -> str | None:
     return None
 
 
-class Channel(transport.Channel):
-    def _brpop_read(self, **options: Any) -> bool:
-        # kombu's own _brpop_read (5.7), with the decode and envelope check guarded.
+class Channel(fetch.Channel):
+    """The reliable fetch (fetch.py), each taken message checked before kombu builds it."""
+
+    def _fetched(self, *, empty: bool) -> None:
+        fetches.mark(empty=empty)
+
+    def _handle_taken(self, dest: str, raw: bytes, tag: str | None) -> bool:
         try:
-            try:
-                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
-            except self.connection_errors:
-                self.client.connection.disconnect()
-                raise
-            fetches.mark()
-            if not dest__item:
-                raise Empty()
-            dest, item = dest__item
-            dest = _to_str(dest).rsplit(self.sep, 1)[0]
-            self._queue_cycle.rotate(dest)
-            try:
-                payload = _loads(_to_str(item))
-            except (ValueError, UnicodeDecodeError) as exc:
-                keep(item, f"not JSON: {exc}", dest)
-                return True
-            problem = envelope_problem(payload)
-            if problem is not None:
-                keep(
-                    item,
-                    problem,
-                    dest,
-                    payload.get("headers") if isinstance(payload, dict) else None,
-                )
-                return True
-            self.connection._deliver(payload, dest)
+            payload = _loads(_to_str(raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._refuse(raw, f"not JSON: {exc}", dest, None, tag)
             return True
-        finally:
-            self._in_poll = None  # type: ignore[assignment]
-            self._flush_brpop_reauth()  # type: ignore[no-untyped-call]
+        problem = envelope_problem(payload)
+        if problem is not None:
+            headers = payload.get("headers") if isinstance(payload, dict) else None
+            self._refuse(raw, problem, dest, headers, tag)
+            return True
+        if tag is not None:
+            headers = payload.get("headers") or {}
+            fetches.hold(tag, str(headers.get("id") or ""), headers.get("retries"), dest)
+        self.connection._deliver(payload, dest)
+        return True
+
+    def _refuse(self, raw: bytes, reason: str, dest: str, headers: Any, tag: str | None) -> None:
+        """Into the dead set first, then out of `unacked`: never in neither."""
+        keep(raw, reason, dest, headers)
+        if tag is not None:
+            self.qos._remove_from_indices(tag).execute()
 
 
-class Transport(transport.Transport):
+class Transport(fetch.Transport):
     Channel = Channel
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from worker_runtime.cli import cron, dead, jobs, live, processes
+from worker_runtime.cli import cron, dead, jobs, live, local, processes
 from worker_runtime.cli.common import use_local_stack
 
 
@@ -33,7 +33,7 @@ for _command in (
     processes.worker,
     processes.beat,
     processes.flower,
-    processes.up,
+    local.up,
     processes.health,
     jobs.scheduled,
     jobs.retries,

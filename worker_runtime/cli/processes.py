@@ -1,5 +1,5 @@
-"""The commands that start processes: `worker` (the supervisor of job slots), `beat`,
-`flower`, the local stack `up`, and the `health` probe of the first two.
+"""The commands that start processes in a container: `worker` (the supervisor of job slots),
+`beat`, `flower`, and the `health` probe of the first two (the local stack `up` is local.py).
 
 Must not read or change jobs: those are the job tools (jobs.py)."""
 
@@ -8,13 +8,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import click
 import redis
 
 from worker_runtime.cli.common import (
-    EXAMPLES,
     loglevel_option,
     one_line_errors,
     packages_option,
@@ -23,6 +21,8 @@ from worker_runtime.cli.common import (
 from worker_runtime.core.queues import QUEUES, UnknownQueueError, parse_queue_list
 from worker_runtime.core.settings import Settings, SettingsError
 from worker_runtime.process.heartbeat import age, heartbeat_path
+from worker_runtime.runtime import Runtime
+from worker_runtime.store.eviction import EvictionPolicyError, check_eviction_policy
 
 time_limit_option = click.option(
     "--time-limit",
@@ -94,6 +94,7 @@ def worker(
     # slots, forked after, share them.
     rt = start(packages, loglevel)
     _wait_for_redis(rt.redis, rt.settings.broker_url)
+    _refuse_eviction(rt, "worker")
     from worker_runtime.process.supervisor import SlotOptions, Supervisor
 
     options = SlotOptions(
@@ -140,6 +141,19 @@ def _wait_for_redis(client: redis.Redis, url: str) -> None:
         return
 
 
+def _refuse_eviction(rt: Runtime, name: str) -> None:
+    """One line and exit if Redis may evict jobs (store/eviction.py), unless allowed."""
+    try:
+        warning = check_eviction_policy(rt.redis, allow=rt.settings.allow_eviction)
+    except EvictionPolicyError as exc:
+        raise click.ClickException(f"{name}: {exc}") from exc
+    except redis.RedisError:
+        return  # not reachable yet (beat retries on its own): nothing to check against
+
+    if warning:
+        click.echo(f"{name}: warning: {warning}", err=True)
+
+
 @click.command()
 @packages_option
 @loglevel_option
@@ -147,6 +161,7 @@ def beat(packages: str, loglevel: str) -> None:
     """Run cron schedules (exactly once per tick, safe with several beats) and dispatch
     scheduled jobs."""
     rt = start(packages, loglevel)
+    _refuse_eviction(rt, "beat")
     from worker_runtime.process.beat import RedisScheduler
 
     rt.app.Beat(scheduler=RedisScheduler, loglevel=loglevel, quiet=True).run()
@@ -180,85 +195,6 @@ def flower(loglevel: str, port: int, address: str, basic_auth: str) -> None:
     if not public:
         dashboard.protect_metrics()
     rt.app.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={basic_auth}"])
-
-
-@click.command()
-@click.option(
-    "--packages",
-    envvar="WORKER_PACKAGES",
-    default=EXAMPLES,
-    show_default=True,
-    help="Comma-separated packages to discover your workers in, importable from here "
-    "[env: WORKER_PACKAGES].",
-)
-@loglevel_option
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--flower-port", type=int, default=5555, show_default=True)
-@click.option("--flower-address", default="127.0.0.1", show_default=True)
-@click.option(
-    "--basic-auth",
-    envvar="FLOWER_BASIC_AUTH",
-    default=None,
-    help="user:password for Flower [env: FLOWER_BASIC_AUTH]; default: the one recorded in "
-    ".workerpool/ by the last `up` here, or a new one.",
-)
-@click.option(
-    "--grace",
-    type=click.FloatRange(min=0),
-    default=60.0,
-    show_default=True,
-    help="Seconds running jobs get to finish on Ctrl-C/SIGTERM before the worker's cold "
-    "shutdown requeues them.",
-)
-@click.option(
-    "--redis-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".workerpool/redis"),
-    show_default=True,
-    help="Where the embedded Redis keeps its data across restarts.",
-)
-def up(
-    packages: str,
-    loglevel: str,
-    concurrency: int,
-    flower_port: int,
-    flower_address: str,
-    basic_auth: str | None,
-    grace: float,
-    redis_dir: Path,
-) -> None:
-    """Run worker, beat and Flower here (and Redis, unless CELERY_BROKER_URL is set).
-
-    Ctrl-C or SIGTERM is a warm shutdown: running jobs finish (up to --grace seconds; Ctrl-C
-    again stops and requeues them), then beat, Flower and Redis stop, in that order. The
-    broker URL and Flower login are recorded in .workerpool/stack.json; commands run from
-    this folder use them."""
-    from worker_runtime.local.claim import StackBusyError
-    from worker_runtime.local.embedded_redis import RedisBinaryMissingError, RedisStartError
-    from worker_runtime.local.record import StackRecordError
-    from worker_runtime.local.stack import StackOptions, run_stack
-    from worker_runtime.web import dashboard
-
-    try:
-        if basic_auth is not None:
-            dashboard.check_credentials(basic_auth)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    options = StackOptions(
-        packages,
-        concurrency,
-        flower_port,
-        flower_address,
-        loglevel,
-        basic_auth,
-        grace=grace,
-        redis_dir=redis_dir,
-    )
-    try:
-        code = run_stack(options)
-    except (RedisBinaryMissingError, RedisStartError, StackBusyError, StackRecordError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    sys.exit(code)
 
 
 #: Seconds `health` waits for Redis to connect and answer.

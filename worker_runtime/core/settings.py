@@ -48,6 +48,8 @@ class Settings:
     #: Seconds a message for a worker class this image lacks keeps being offered again (a
     #: rolling deploy adding the class) before it goes to the dead set; 0: dead at once.
     unknown_task_grace: float = 600.0
+    #: Start although Redis may evict keys (store/eviction.py): the user accepts losing jobs.
+    allow_eviction: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -73,6 +75,7 @@ class Settings:
             dead_max_jobs=_positive_int(env, "WORKERPOOL_DEAD_MAX_JOBS", 10_000),
             result_expires=_positive_int(env, "WORKERPOOL_RESULT_EXPIRES", 86_400),
             unknown_task_grace=_seconds(env, "WORKERPOOL_UNKNOWN_TASK_GRACE", 600.0),
+            allow_eviction=_flag(env, "WORKERPOOL_ALLOW_EVICTION"),
         )
         try:
             settings.zone  # noqa: B018 - validate the zone name once, at start-up

@@ -133,6 +133,9 @@ class EmbeddedRedis:
                     "everysec",
                     "--databases",
                     str(self._databases),
+                    # Never delete a key to make room: they hold jobs (store/eviction.py).
+                    "--maxmemory-policy",
+                    "noeviction",
                     "--dir",
                     str(self.data_dir),
                     "--logfile",

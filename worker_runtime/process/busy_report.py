@@ -92,6 +92,9 @@ class BusyReporter:
         self._thread.start()
         return self
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2 * self._poll + 1)

@@ -3,8 +3,11 @@
 Forked by the supervisor (and forked again if it dies): the schedule dispatcher (one Redis
 poll per interval), lease renewal of every message a slot holds (a slot blocked in a job
 cannot renew its own; this process can), the load report summed over slots and the busy report
-(what each slot runs, for the Busy page), all read from the slot board. Must not run jobs or
-hold messages of its own.
+(what each slot runs, for the Busy page), all read from the slot board. The renewer is watched
+(issue 20): the process exits when any of its threads dies, and the supervisor kills it (to
+start it again) when its leases were last renewed two renewal intervals ago, a lease's third
+before another worker may take them back (a frozen process, a stuck thread). Must not run jobs
+or hold messages of its own.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from time import monotonic, sleep
 from typing import NoReturn
 
 from worker_runtime.process import slot as job_slot
 from worker_runtime.process.busy_report import BusyReporter
 from worker_runtime.process.children import exit_code, fork, send
-from worker_runtime.process.lease import LeaseKeeper
+from worker_runtime.process.lease import LeaseKeeper, RenewalClock
 from worker_runtime.process.load_report import LoadReporter
 from worker_runtime.process.slot_board import Board, SlotState
 from worker_runtime.runtime import Runtime
@@ -51,8 +55,16 @@ def board_load(states: list[SlotState]) -> dict[str, dict[str, int]]:
     return found
 
 
-def run(rt: Runtime, board: Board, supervisor: int, queues: tuple[str, ...]) -> NoReturn:
-    """In a forked process: dispatcher, leases, load and busy reports until SIGTERM."""
+def renewal_interval(rt: Runtime) -> float:
+    """Seconds between lease renewals: a third of the lease."""
+    return rt.settings.visibility_timeout / 3
+
+
+def run(
+    rt: Runtime, board: Board, supervisor: int, queues: tuple[str, ...], renewals: RenewalClock
+) -> NoReturn:
+    """In a forked process: dispatcher, leases, load and busy reports until SIGTERM, or until
+    one of their threads dies."""
     code = 1
     try:
         job_slot.forked(supervisor)
@@ -64,7 +76,7 @@ def run(rt: Runtime, board: Board, supervisor: int, queues: tuple[str, ...]) -> 
             return [board.read(i) for i in slots]
 
         leases = LeaseKeeper(
-            rt.redis, rt.settings.visibility_timeout / 3, lambda: held_tags(states())
+            rt.redis, renewal_interval(rt), lambda: held_tags(states()), renewed=renewals
         )
         load = LoadReporter(rt.redis, read=lambda: board_load(states()))
         dispatcher = Dispatcher(ScheduleSet(rt.redis, rt.keys), rt.settings.dispatch_interval)
@@ -73,13 +85,25 @@ def run(rt: Runtime, board: Board, supervisor: int, queues: tuple[str, ...]) -> 
         load.start()
         dispatcher.start()
         running.start()
-        while not stop.wait(1.0):
-            pass
+        threads: dict[str, Callable[[], bool]] = {
+            "lease renewal": leases.alive,
+            "load report": load.alive,
+            "dispatcher": dispatcher.alive,
+            "busy report": running.alive,
+        }
+        while not stop.wait(0.5):
+            dead = [name for name, alive in threads.items() if not alive()]
+            if dead:
+                # Its exception is in the log above; a fresh process starts them all again.
+                log.error("the pod's duties process: the %s thread died; exiting", dead[0])
+                sys.exit(1)
         running.stop()
         dispatcher.stop()
         leases.stop()
         load.stop()
         code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
         log.exception("the pod's duties process failed")
     finally:
@@ -97,21 +121,36 @@ class DutiesProcess:
         self._board = board
         self._queues = queues
         self.pid: int | None = None
+        #: Last successful renewal, written by the duties process (shared memory).
+        self.renewals = RenewalClock()
+        #: Renewals this old mean the renewer has stopped: leases lapse a third of one later.
+        self.stale_after = 2 * renewal_interval(rt)
+
+    def renewals_stale(self, now: float) -> bool:
+        return self.pid is not None and now - self.renewals.last() > self.stale_after
 
     def watch(self, *, restart: bool) -> None:
         if self.pid is not None:
             code = exit_code(self.pid)
             if code is None:
+                if self.renewals_stale(monotonic()):
+                    log.error(
+                        "the pod's duties process renewed no lease for %.0fs; killing it",
+                        monotonic() - self.renewals.last(),
+                    )
+                    send(self.pid, signal.SIGKILL)
                 return
             self.pid = None
             log.warning("the pod's duties process exited with code %d; starting it again", code)
         if not restart:
             return
         supervisor = os.getpid()
+        self.renewals.mark(monotonic())  # its grace to renew for the first time
         pid = fork()
         if pid == 0:
-            run(self._rt, self._board, supervisor, self._queues)
+            run(self._rt, self._board, supervisor, self._queues, self.renewals)
         self.pid = pid
+        log.info("the pod's duties process started (pid %d)", pid)
 
     def stop(self) -> None:
         pid = self.pid

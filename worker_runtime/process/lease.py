@@ -16,9 +16,11 @@ Must not ack, restore or otherwise touch messages: only the scores of our own de
 from __future__ import annotations
 
 import logging
+import mmap
+import struct
 import threading
 from collections.abc import Callable, Iterable
-from time import time
+from time import monotonic, time
 
 import redis
 
@@ -58,18 +60,42 @@ def renew(client: redis.Redis, tags: Iterable[str], now: float) -> int:
     return changed
 
 
+_STAMP = struct.Struct("<d")
+
+
+class RenewalClock:
+    """When leases were last renewed (`time.monotonic()`), in memory shared with every process
+    forked after it was made: the duties process writes it, the supervisor reads it (issue
+    20: a renewer that stops, frozen or with a dead thread, must not go unnoticed)."""
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, _STAMP.size)
+
+    def mark(self, now: float) -> None:
+        _STAMP.pack_into(self._map, 0, now)
+
+    def last(self) -> float:
+        return float(_STAMP.unpack_from(self._map, 0)[0])
+
+
 class LeaseKeeper:
-    """A daemon thread renewing the process's leases every `interval` seconds."""
+    """A daemon thread renewing the process's leases every `interval` seconds, and again after
+    `retry` seconds when a pass fails. Any error but Redis's ends the thread: its owner
+    (duties.py) then exits, to be started again."""
 
     def __init__(
         self,
         client: redis.Redis,
         interval: float,
         tags: Callable[[], list[str]] = held_delivery_tags,
+        renewed: RenewalClock | None = None,
+        retry: float = 1.0,
     ) -> None:
         self._client = client
         self._interval = interval
+        self._retry = min(retry, interval)
         self._tags = tags
+        self._renewed = renewed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="workerpool-lease", daemon=True)
 
@@ -80,14 +106,20 @@ class LeaseKeeper:
     def stop(self) -> None:
         self._stop.set()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         log.info("renewing job leases every %.1fs", self._interval)
         while not self._stop.is_set():
+            wait = self._interval
             try:
                 renewed = renew(self._client, self._tags(), time())
+                if self._renewed is not None:
+                    self._renewed.mark(monotonic())
                 log.debug("renewed %d lease(s)", renewed)
             except redis.RedisError as exc:
-                # Redis may be restarting; the next pass renews in time if it is back within
-                # two intervals of the lease.
-                log.warning("lease renewal failed, retrying: %s", exc)
-            self._stop.wait(self._interval)
+                # Redis may be restarting: try again soon, not a whole interval later.
+                log.warning("lease renewal failed, retrying in %.1fs: %s", self._retry, exc)
+                wait = self._retry
+            self._stop.wait(wait)

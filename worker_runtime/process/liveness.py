@@ -1,5 +1,6 @@
 """The worker's liveness: which slots are alive, and the heartbeat file the probe reads
-(`workerpool health --component worker`), touched only while every slot is.
+(`workerpool health --component worker`), touched only while every slot is and leases are
+being renewed.
 
 Must not kill or restart anything: the kubelet acts on a stale heartbeat, the supervisor on
 an exit.
@@ -8,6 +9,7 @@ an exit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from worker_runtime.process.children import Child
@@ -37,9 +39,12 @@ class Heartbeat:
     """Touches the probe file every HEARTBEAT_INTERVAL while every slot is alive, and says
     once when it starts and stops withholding it."""
 
-    def __init__(self, path: Path, board: Board) -> None:
+    def __init__(
+        self, path: Path, board: Board, renewals_stale: Callable[[float], bool] | None = None
+    ) -> None:
         self._path = path
         self._board = board
+        self._renewals_stale = renewals_stale
         self._next = 0.0
         self._withheld = False
 
@@ -56,6 +61,8 @@ class Heartbeat:
             if slot.pid is None
             or not slot_is_alive(self._board.read(slot.index), slot.started, now)
         ]
+        if self._renewals_stale is not None and self._renewals_stale(now):
+            stale.append(0)  # 0: the duties process, whose leases lapse soon
         if not stale:
             touch(self._path)
             if self._withheld:
@@ -64,7 +71,8 @@ class Heartbeat:
         elif not self._withheld:
             self._withheld = True
             log.warning(
-                "slot(s) %s completed no fetch from Redis for %.0fs and run no job; "
+                "slot(s) %s completed no fetch from Redis for %.0fs and run no job "
+                "(0: the duties process renewed no lease lately); "
                 "withholding the heartbeat so the liveness probe fails",
                 ",".join(map(str, stale)),
                 FETCH_STALE,

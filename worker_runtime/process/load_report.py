@@ -58,6 +58,9 @@ class LoadReporter:
         self._thread.start()
         return self
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
 

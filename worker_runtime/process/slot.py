@@ -238,6 +238,13 @@ def run(rt: Runtime, config: SlotConfig, supervisor_pid: int) -> NoReturn:
         SlotPool.heartbeat = JobHeartbeat(rt.app, config.hostname)
         board, index = config.board, config.index
         fetches.sink = lambda when: board.fetched(index, when)
+        fetches.hold_sink = lambda tag, job_id, attempt, queue: board.begin(
+            # Held, not yet started: if the slot dies now, the supervisor requeues it at once
+            # instead of after its lease. The pool's own record replaces this one.
+            index,
+            Job(monotonic(), 0.0, attempt, job_id, tag, queue),
+        )
+        fetches.idle_sink = lambda: board.end(index)
         rt.app.conf.update(
             worker_pool=SLOT_POOL,
             # Celery's own settings, read per job (time_limits.py) as its prefork pool did.

@@ -97,7 +97,7 @@ class Supervisor:
         self._cold = False
         self._consuming = False
         self._heartbeat_file = heartbeat_path(rt.settings.state_dir, "worker")
-        self._heartbeat = Heartbeat(self._heartbeat_file, self._board)
+        self._heartbeat = Heartbeat(self._heartbeat_file, self._board, self._duties.renewals_stale)
         self._duties_warned = float("-inf")
 
     def run(self) -> int:

@@ -132,3 +132,15 @@ class FailsOften(Worker):
     def perform(cls, key: str) -> None:
         record("fails-often", key=key)
         raise ConnectionError(f"smtp down for {key}")
+
+
+class Storm(Worker):
+    """Records each run; enough quick retries that kills alone cannot dead-set it."""
+
+    max_retries = 10
+    retry_backoff_max = 1
+
+    @classmethod
+    def perform(cls, n: int) -> int:
+        record("storm", n=n)
+        return n
