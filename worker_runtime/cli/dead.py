@@ -6,14 +6,13 @@ start processes.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 import click
 
 from worker_runtime import runtime
 from worker_runtime.cli.common import one_line_errors
 from worker_runtime.cli.jobs import window_options
-from worker_runtime.cli.tables import arguments, cut, emit_json, relative, stamp, table
+from worker_runtime.cli.tables import arguments, cut, emit_window, relative, stamp
 from worker_runtime.core.settings import Settings
 from worker_runtime.store.dead import DeadJobs
 from worker_runtime.store.history import history
@@ -35,16 +34,6 @@ def dead_list(limit: int, offset: int, task: str | None, text: str | None, outpu
     _, store = _store()
     match = (lambda job: matches(job, task, text)) if task or text else None
     shown = store.window(offset, limit, match=match)
-    if output == "json":
-        emit_json(
-            {
-                "total": shown.total,
-                "offset": shown.offset,
-                "next_offset": shown.next_offset,
-                "jobs": [asdict(job) for job in shown.items],
-            }
-        )
-        return
     now = time.time()
     rows = [
         [
@@ -58,9 +47,7 @@ def dead_list(limit: int, offset: int, task: str | None, text: str | None, outpu
         for job in shown.items
     ]
     headers = ["ID", "WORKER", "ARGS", "ATTEMPTS", "DIED", "ERROR"]
-    click.echo(table(headers, rows) if rows else "no dead jobs here")
-    more = f"; next: --offset {shown.next_offset}" if shown.next_offset is not None else ""
-    click.echo(f"({len(shown.items)} shown of {shown.total} dead job(s){more})")
+    emit_window(shown, output, headers, rows, "dead job")
 
 
 for _option in reversed(window_options):

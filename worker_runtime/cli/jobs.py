@@ -6,7 +6,6 @@ The dead set's tools are in dead.py. Must not start processes.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 import click
 
@@ -15,7 +14,7 @@ from worker_runtime.cli.common import one_line_errors
 from worker_runtime.cli.tables import (
     arguments,
     cut,
-    emit_json,
+    emit_window,
     output_option,
     relative,
     stamp,
@@ -45,16 +44,6 @@ def _list(
 ) -> None:
     _, store = _store(kind)
     shown = store.window(offset, limit, task=task, text=text)
-    if output == "json":
-        emit_json(
-            {
-                "total": shown.total,
-                "offset": shown.offset,
-                "next_offset": shown.next_offset,
-                "jobs": [asdict(job) for job in shown.items],
-            }
-        )
-        return
     now = time.time()
     rows = [
         [
@@ -71,9 +60,7 @@ def _list(
     headers = ["ID", "WORKER", "ARGS", "RUNS", "QUEUE", "RETRIES", "LAST ERROR"]
     if kind == "scheduled":
         headers, rows = headers[:5], [row[:5] for row in rows]
-    click.echo(table(headers, rows) if rows else f"no {store.noun}s here")
-    more = f"; next: --offset {shown.next_offset}" if shown.next_offset is not None else ""
-    click.echo(f"({len(shown.items)} shown of {shown.total} {store.noun}(s){more})")
+    emit_window(shown, output, headers, rows, store.noun)
 
 
 def _show(kind: Kind, job_id: str) -> None:

@@ -71,10 +71,10 @@ class Settings:
             log_format=_log_format(env.get("WORKERPOOL_LOG_FORMAT") or "text"),
             state_dir=Path(env.get("WORKERPOOL_STATE_DIR") or "/tmp/workerpool"),
             cron_seconds=_flag(env, "WORKERPOOL_CRON_SECONDS"),
-            dispatch_interval=_positive_float(env, "WORKERPOOL_DISPATCH_INTERVAL", 0.2),
+            dispatch_interval=_seconds(env, "WORKERPOOL_DISPATCH_INTERVAL", 0.2),
             dead_max_jobs=_positive_int(env, "WORKERPOOL_DEAD_MAX_JOBS", 10_000),
             result_expires=_positive_int(env, "WORKERPOOL_RESULT_EXPIRES", 86_400),
-            unknown_task_grace=_seconds(env, "WORKERPOOL_UNKNOWN_TASK_GRACE", 600.0),
+            unknown_task_grace=_seconds(env, "WORKERPOOL_UNKNOWN_TASK_GRACE", 600.0, zero=True),
             allow_eviction=_flag(env, "WORKERPOOL_ALLOW_EVICTION"),
         )
         try:
@@ -136,7 +136,9 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, *, zero: bool = False) -> float:
+    """A number of seconds from `name`: more than zero, or also zero when `zero` says it means
+    something (e.g. "at once")."""
     raw = env.get(name)
     if not raw:
         return default
@@ -144,21 +146,9 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} must be a number of seconds") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be greater than zero")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} must be a number of seconds") from None
-    if not 0 <= value < float("inf"):
-        raise SettingsError(f"{name}={raw!r} must be zero or more seconds")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        more = "zero or more seconds" if zero else "greater than zero"
+        raise SettingsError(f"{name}={raw!r} must be {more}")
     return value
 
 
