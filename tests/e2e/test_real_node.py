@@ -299,17 +299,21 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _flower_status(port: int, credentials: tuple[str, str] | None) -> int:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/")
+def _flower_get(port: int, credentials: tuple[str, str] | None, path: str = "/") -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
     if credentials is not None:
         token = base64.b64encode(":".join(credentials).encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
+            return int(response.status), response.read().decode()
     except urllib.error.HTTPError as error:
         error.close()
-        return error.code
+        return error.code, ""
+
+
+def _flower_status(port: int, credentials: tuple[str, str] | None) -> int:
+    return _flower_get(port, credentials)[0]
 
 
 @contextlib.contextmanager
@@ -340,6 +344,62 @@ def test_flower_through_port_forward_wants_the_generated_credentials(samples: Cl
         assert _flower_status(port, None) == 401
         assert _flower_status(port, (user, "wrong")) == 401
         assert _flower_status(port, (user, password)) == 200
+
+
+def test_the_job_pages_through_port_forward_show_a_running_and_a_dead_job(
+    samples: Cluster,
+) -> None:
+    """The pages are rendered by the Flower pod from the pool's Redis (the browser tests drive
+    them in Chromium locally): here, what a worker pod runs and a dead job's traceback."""
+    secret = samples.json("-n", NS, "get", "secret", f"{PREVIEW}-flower")["data"]
+    login = tuple(base64.b64decode(secret[k]).decode() for k in ("username", "password"))
+    assert len(login) == 2
+    tag = f"pages-{os.getpid()}"
+    enqueue = (
+        "from workerpool_e2e.workers import DoomedWorker, HeldWorker\n"
+        f"held = HeldWorker.perform_async({tag!r}, 120, 'e2e:release:{tag}').id\n"
+        f"doomed = DoomedWorker.perform_async({tag!r}).id\n"
+        "print(json.dumps([held, doomed]))"
+    )
+    held, doomed = samples.python_in(
+        f"deploy/{PREVIEW}-beat", "celery-beat", ENQUEUE.format(body=enqueue)
+    )
+    port = free_port()
+    try:
+        with _background(
+            samples, "-n", NS, "port-forward", f"svc/{PREVIEW}-flower", f"{port}:5555"
+        ):
+            wait_for(lambda: _port_open(port), timeout=60, message=f"port-forward on {port}")
+
+            def page(path: str) -> str:
+                status, body = _flower_get(port, (login[0], login[1]), path)
+                return body if status == 200 else ""
+
+            busy = wait_for(
+                lambda: (lambda body: body if held in body else None)(page("/busy")),
+                timeout=60, interval=1, message=f"HeldWorker {held} on the Busy page",
+            )  # fmt: skip
+            assert busy is not None
+            assert "HeldWorker" in busy
+            assert f"{PREVIEW}-worker-" in busy  # the pod that runs it
+            dead = wait_for(
+                lambda: (lambda body: body if "RuntimeError" in body else None)(
+                    page(f"/dead/{doomed}")
+                ),
+                timeout=60, interval=1, message=f"DoomedWorker {doomed} on its Dead page",
+            )  # fmt: skip
+            assert dead is not None
+            assert f"doomed job {tag} failed on purpose" in dead
+            assert "Traceback (most recent call last)" in dead
+    finally:
+        samples.python_in(
+            f"deploy/{PREVIEW}-beat",
+            "celery-beat",
+            ENQUEUE.format(
+                body=f"from worker_runtime import runtime\n"
+                f"runtime.current().redis.set('e2e:release:{tag}', 1)\nprint('1')"
+            ),
+        )
 
 
 def test_a_cron_worker_fires_from_the_beat_pod(samples: Cluster) -> None:

@@ -1,5 +1,6 @@
 """A slow job (to delete its pod mid-run), a job held until the test releases it (to keep a
-worker busy on purpose, counting its runs in Redis) and a cron job that fires every minute."""
+worker busy on purpose, counting its runs in Redis), a job that dies at once (for the Dead
+page) and a cron job that fires every minute."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ class HeldWorker(Worker):
         store.incr(f"e2e:finished:{tag}")
         store.set(f"e2e:finished_at:{tag}", repr(time.time()))  # when a queue really drained
         return {"tag": tag, "finished_at": datetime.now(UTC).isoformat()}
+
+
+class DoomedWorker(Worker):
+    """Fails at once with no retries: a dead job whose traceback the Dead page must show."""
+
+    queue = "default"
+    max_retries = 0
+
+    @classmethod
+    def perform(cls, tag: str) -> None:
+        raise RuntimeError(f"doomed job {tag} failed on purpose")
 
 
 class MinuteCronWorker(Worker):
