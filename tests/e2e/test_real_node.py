@@ -538,9 +538,13 @@ def _stalled(cluster: Cluster, pool: str) -> dict[str, Any] | None:
         ),
         # A crash loop the program cannot explain: the kernel kills the worker for its memory
         # limit while it imports Celery; its log ends mid start-up, so the reason must come
-        # from the kubelet's termination reason.
+        # from the kubelet's termination reason. One slot in 32Mi: the least admission lets
+        # through (32Mi a process), far below what importing Celery takes.
         (
-            {"resources": {"requests": {"memory": "24Mi"}, "limits": {"memory": "24Mi"}}},
+            {
+                "concurrency": 1,
+                "resources": {"requests": {"memory": "32Mi"}, "limits": {"memory": "32Mi"}},
+            },
             {"OOMKilled", "CrashLoopBackOff"},
             "OOMKilled: over its memory limit",
         ),
