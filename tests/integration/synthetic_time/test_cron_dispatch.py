@@ -366,10 +366,12 @@ def test_spring_forward_in_new_york_fires_a_nonexistent_wall_time_once_an_hour_l
     assert Counter(f.outcome for f in fired) == Counter({FIRED: 50, ELSEWHERE: 50})
 
 
-def test_fall_back_in_new_york_fires_a_repeated_wall_time_once_on_its_first_occurrence(
+def test_fall_back_in_new_york_fires_a_fixed_time_once_and_an_hourly_schedule_every_hour(
     client: redis.Redis, other_client: redis.Redis
 ) -> None:
-    """2030-11-03: 02:00 EDT falls back to 01:00 EST, so 01:00-01:59 happen twice."""
+    """2030-11-03: 02:00 EDT falls back to 01:00 EST, so 01:00-01:59 happen twice. A fixed
+    wall time (01:30) fires once, on its first occurrence; an hourly schedule fires once per
+    real hour, in both passes of the repeated hour (issue 22: it used to skip the second)."""
     start = utc(11, 2, 12)
     dispatchers = [
         beat(c, NightlyAtHalfPastOne, Hourly, start=start, zone=NEW_YORK)
@@ -381,10 +383,10 @@ def test_fall_back_in_new_york_fires_a_repeated_wall_time_once_on_its_first_occu
     assert ticks(nightly) == [utc(11, 3, 5, 30), utc(11, 4, 6, 30)]  # 01:30 EDT, 01:30 EST
     hourly = ticks(f for f in fired if f.task_name == Hourly.task_name)
     night = wall_clock(hourly, utc(11, 3, 4), utc(11, 3, 8))
-    assert night == ["00:00EDT", "01:00EDT", "02:00EST", "03:00EST"]
-    # 01:00 EST (06:00 UTC) repeats a wall-clock hour already fired.
-    assert len(hourly) == len(set(hourly)) == 47
-    assert Counter(f.outcome for f in fired) == Counter({FIRED: 49, ELSEWHERE: 49})
+    assert night == ["00:00EDT", "01:00EDT", "01:00EST", "02:00EST", "03:00EST"]
+    # 48 real hours, each fired once by one of the two dispatchers.
+    assert len(hourly) == len(set(hourly)) == 48
+    assert Counter(f.outcome for f in fired) == Counter({FIRED: 50, ELSEWHERE: 50})
 
 
 def test_a_schedule_is_read_in_the_beats_zone_not_in_utc(client: redis.Redis) -> None:
